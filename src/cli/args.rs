@@ -1,0 +1,167 @@
+//! The command-line contract of DESIGN §8, as clap derive structs. Other tools
+//! rely on these names and flags; change them only with the design.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coe",
+    about = "Chain-of-Edits workbench: teach small language models to repair Python by driving an editor",
+    disable_version_flag = true,
+    after_help = "With no subcommand, opens the workbench on configs/default.ron."
+)]
+pub struct Cli {
+    /// Print the version, the libtorch version and whether CUDA is available.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+    /// Run configuration (RON); defaults to configs/default.ron.
+    #[arg(long, global = true, value_name = "F")]
+    pub config: Option<PathBuf>,
+    /// Compute device: cpu, cuda or cuda:<i> (overrides the config).
+    #[arg(long, global = true, value_name = "DEV")]
+    pub device: Option<String>,
+    /// CPU threads for libtorch (overrides the config; 0 = all cores).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Open the workbench (TUI), optionally following a run directory.
+    Tui {
+        /// Follow runs/<name>/events.jsonl as it grows.
+        #[arg(long, value_name = "RUN_DIR")]
+        follow: Option<PathBuf>,
+    },
+    /// Generate, validate and collect task data.
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Train a LoRA adapter (headless; progress on stderr, events in runs/<name>/).
+    #[command(subcommand)]
+    Train(TrainCmd),
+    /// Evaluate a model or the oracle on a task file; prints a table and writes JSON.
+    Eval(EvalArgs),
+    /// Line mode for scripts: print an observation, read commands from stdin.
+    Step(StepArgs),
+    /// Inspect a model.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Run the project's own benchmarks (machine-readable output).
+    Bench {
+        /// What to measure: sandbox, env, decode, sft, rollout, tui.
+        what: String,
+        /// Write the JSON result here as well as to stdout.
+        #[arg(long, value_name = "F")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCmd {
+    /// Corrupt correct programs into repair tasks and demonstrations, split by problem.
+    Gen {
+        #[arg(long, value_name = "F")]
+        problems: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Tasks generated per problem.
+        #[arg(long, value_name = "K", default_value_t = 4)]
+        per_problem: usize,
+    },
+    /// Check a task file: schema ok, reference passes, buggy code fails; exit 1 on any bad line.
+    Validate {
+        #[arg(value_name = "F")]
+        file: PathBuf,
+    },
+    /// Sample solutions from a model and keep the failing ones as tasks.
+    SampleBugs {
+        #[arg(long, value_name = "F")]
+        problems: PathBuf,
+        #[arg(long, value_name = "M")]
+        model: String,
+        #[arg(long, value_name = "F")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCmd {
+    /// LoRA supervised fine-tuning on demonstrations.
+    Sft {
+        /// Continue the run from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Multi-turn GRPO with rewards from the tests.
+    Rl {
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[arg(long, value_name = "F")]
+    pub tasks: PathBuf,
+    /// A HF directory, a .gguf file or `default`.
+    #[arg(long, value_name = "M", conflicts_with = "policy")]
+    pub model: Option<String>,
+    /// LoRA adapter directory.
+    #[arg(long, value_name = "A", requires = "model")]
+    pub adapter: Option<PathBuf>,
+    /// A built-in policy instead of a model: `oracle`.
+    #[arg(long, value_name = "P")]
+    pub policy: Option<String>,
+    /// coe, direct or cot.
+    #[arg(long, value_name = "M")]
+    pub method: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    /// Comma-separated k values of pass@k, e.g. 1,4.
+    #[arg(long, value_name = "K", value_delimiter = ',')]
+    pub k: Option<Vec<usize>>,
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+    #[arg(long, value_name = "T")]
+    pub max_turns: Option<u32>,
+    #[arg(long, value_name = "F")]
+    pub out: Option<PathBuf>,
+    /// Write every trajectory under this directory.
+    #[arg(long, value_name = "DIR")]
+    pub save_episodes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    #[arg(long, value_name = "F")]
+    pub tasks: PathBuf,
+    /// Task id (default: the first task).
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// Show a model's proposals (a HF directory, a .gguf file or `default`).
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCmd {
+    /// Prompt token ids and the top-K next tokens.
+    Inspect {
+        #[arg(long, value_name = "M")]
+        model: String,
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        #[arg(long, value_name = "K", default_value_t = 5)]
+        top: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Wrap the prompt in the model's chat template as a user turn.
+        #[arg(long)]
+        chat: bool,
+    },
+}

@@ -1,0 +1,126 @@
+//! `coe data …`: validate task files (gen and sample-bugs follow).
+use super::context::Ctx;
+use crate::data::validate::validate_file;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Prints one line per finding; exit 1 when there is any.
+pub fn validate(ctx: &Ctx, file: &Path) -> anyhow::Result<ExitCode> {
+    let pool = ctx.sandbox()?;
+    let threads = ctx.step_threads(&pool);
+    let (records, findings) = validate_file(file, &pool, &ctx.config.sandbox.limits, threads)?;
+    for f in &findings {
+        match &f.task {
+            Some(id) => eprintln!("{}:{}: task {id:?}: {}", file.display(), f.line, f.message),
+            None => eprintln!("{}:{}: {}", file.display(), f.line, f.message),
+        }
+    }
+    let bad: std::collections::BTreeSet<usize> = findings.iter().map(|f| f.line).collect();
+    println!(
+        "{}: {records} records, {} bad, {} ok",
+        file.display(),
+        bad.len(),
+        records - bad.len().min(records)
+    );
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `coe data gen`: writes `{train,valid,test}.{tasks,demos,direct,cot}.jsonl` and `stats.json`.
+pub fn generate(
+    ctx: &Ctx,
+    problems: &Path,
+    out: &Path,
+    seed: u64,
+    per_problem: usize,
+) -> anyhow::Result<ExitCode> {
+    use crate::data::{jsonl, loaders, split::Split, stats, synth};
+    use anyhow::Context as _;
+    anyhow::ensure!(per_problem >= 1, "--per-problem must be at least 1");
+    let probs = loaders::load_problems(problems)?;
+    anyhow::ensure!(
+        !probs.is_empty(),
+        "{}: the file holds no problems",
+        problems.display()
+    );
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let pool = ctx.sandbox()?;
+    let started = std::time::Instant::now();
+    let opts = synth::GenOptions {
+        seed,
+        per_problem,
+        corrupt: Default::default(),
+        threads: ctx.step_threads(&pool) + 1,
+    };
+    eprintln!(
+        "data gen: {} problems from {}, {per_problem} per problem, seed {seed}, {} sandbox workers",
+        probs.len(),
+        problems.display(),
+        pool.workers()
+    );
+    let progress = |done: usize, total: usize, stage: &str| {
+        eprint!("\rdata gen: {stage}: {done}/{total}   ");
+    };
+    let g = synth::generate(
+        &probs,
+        &pool,
+        &ctx.config.sandbox.limits,
+        &ctx.config.env,
+        &opts,
+        &progress,
+    );
+    eprintln!();
+    for split in Split::ALL {
+        let name = split.name();
+        let write = |kind: &str, res: Result<(), jsonl::JsonlError>| {
+            res.with_context(|| format!("writing {name}.{kind}.jsonl"))
+        };
+        write(
+            "tasks",
+            jsonl::write(
+                &out.join(format!("{name}.tasks.jsonl")),
+                g.tasks.get(&split).map(Vec::as_slice).unwrap_or(&[]),
+            ),
+        )?;
+        write(
+            "demos",
+            jsonl::write(
+                &out.join(format!("{name}.demos.jsonl")),
+                g.demos.get(&split).map(Vec::as_slice).unwrap_or(&[]),
+            ),
+        )?;
+        write(
+            "direct",
+            jsonl::write(
+                &out.join(format!("{name}.direct.jsonl")),
+                g.direct.get(&split).map(Vec::as_slice).unwrap_or(&[]),
+            ),
+        )?;
+        write(
+            "cot",
+            jsonl::write(
+                &out.join(format!("{name}.cot.jsonl")),
+                g.cot.get(&split).map(Vec::as_slice).unwrap_or(&[]),
+            ),
+        )?;
+    }
+    let st = stats::stats(&g, started.elapsed().as_secs_f64());
+    crate::util::write_atomic(
+        &out.join("stats.json"),
+        serde_json::to_string_pretty(&st)?.as_bytes(),
+    )?;
+    eprint!("{}", st.render());
+    eprintln!("data gen: wrote {}", out.display());
+    if g.failed_replays.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "data gen: {} repairs did not replay to a solved state",
+            g.failed_replays.len()
+        );
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,72 @@
+//! The `coe` command line (DESIGN §8): argument parsing, dispatch, and the exit
+//! status contract — 0 success, 1 a failed check (e.g. `data validate`), 2 usage
+//! errors and subcommands that are not built yet.
+mod args;
+mod context;
+mod data;
+mod eval;
+mod step;
+mod version;
+mod workbench;
+
+pub use args::{Cli, Cmd, DataCmd, ModelCmd, TrainCmd};
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit status for a subcommand that a later milestone fills in.
+pub const EXIT_NOT_BUILT: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{}", version::long_version());
+        return ExitCode::SUCCESS;
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("coe: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cmd = match cli.command {
+        None => return workbench::run(cli.config.as_deref(), &cli.device, cli.threads),
+        Some(cmd) => cmd,
+    };
+    let mut ctx = context::Ctx::load(cli.config.as_deref(), &cli.device, cli.threads)?;
+    match &cmd {
+        Cmd::Data(DataCmd::Validate { file }) => return data::validate(&ctx, file),
+        Cmd::Data(DataCmd::Gen {
+            problems,
+            out,
+            seed,
+            per_problem,
+        }) => return data::generate(&ctx, problems, out, *seed, *per_problem),
+        Cmd::Step(args) => return step::run(&ctx, args),
+        Cmd::Eval(args) => return eval::run(&mut ctx, args),
+        _ => {}
+    }
+    let what = match &cmd {
+        Cmd::Tui { .. } => "coe tui (the workbench)",
+        Cmd::Data(DataCmd::Gen { .. }) => "coe data gen",
+        Cmd::Data(DataCmd::Validate { .. }) => "coe data validate",
+        Cmd::Data(DataCmd::SampleBugs { .. }) => "coe data sample-bugs",
+        Cmd::Train(TrainCmd::Sft { .. }) => "coe train sft",
+        Cmd::Train(TrainCmd::Rl { .. }) => "coe train rl",
+        Cmd::Eval(_) => "coe eval",
+        Cmd::Step(_) => "coe step",
+        Cmd::Model(ModelCmd::Inspect { .. }) => "coe model inspect",
+        Cmd::Bench { .. } => "coe bench",
+    };
+    Ok(not_built(what))
+}
+
+/// Says plainly that a subcommand does not exist yet, and exits 2.
+pub fn not_built(what: &str) -> ExitCode {
+    eprintln!("coe: {what} is not built yet in this version; see README \"Status\"");
+    ExitCode::from(EXIT_NOT_BUILT)
+}

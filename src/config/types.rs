@@ -1,0 +1,454 @@
+//! The typed sections of a run configuration, each with defaults and a
+//! `validate` that reports every bad value at once.
+use super::error::Problem;
+use serde::{Deserialize, Serialize};
+
+/// A whole run: which model, the environment, training and evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The run's name; its directory is `runs/<name>/`.
+    pub name: String,
+    /// Seed for data order, sampling and initialisation.
+    pub seed: u64,
+    pub model: ModelSection,
+    pub env: EnvSection,
+    pub eval: EvalSection,
+    pub sft: SftSection,
+    pub rl: RlSection,
+    pub ui: UiSection,
+    /// The Python sandbox: workers, isolation and per-run limits.
+    pub sandbox: crate::sandbox::SandboxConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "default".into(),
+            seed: 0,
+            model: ModelSection::default(),
+            env: EnvSection::default(),
+            eval: EvalSection::default(),
+            sft: SftSection::default(),
+            rl: RlSection::default(),
+            ui: UiSection::default(),
+            sandbox: crate::sandbox::SandboxConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// Which model and where it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// A Hugging Face directory, a `.gguf` file, or `default` (the embedded SmolLM2-135M).
+    pub path: String,
+    /// `cpu`, `cuda` or `cuda:<i>`.
+    pub device: String,
+    pub dtype: Dtype,
+    /// CPU threads for libtorch; 0 = all cores.
+    pub threads: usize,
+    /// LoRA adapter directory to load, if any.
+    pub adapter: Option<String>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            path: "default".into(),
+            device: "cpu".into(),
+            dtype: Dtype::F32,
+            threads: 0,
+            adapter: None,
+        }
+    }
+}
+
+/// Rewards of DESIGN §2.3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardSection {
+    /// The first time in an episode that every test passes.
+    pub solved: f64,
+    /// A command that does not parse or cannot be applied.
+    pub invalid: f64,
+    /// The last turn, when the episode ends by the turn cap instead of EXIT.
+    pub turn_cap: f64,
+}
+
+impl Default for RewardSection {
+    fn default() -> Self {
+        RewardSection {
+            solved: 1.0,
+            invalid: -0.5,
+            turn_cap: -0.5,
+        }
+    }
+}
+
+/// The editor environment (DESIGN §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvSection {
+    pub max_turns: u32,
+    /// Characters of feedback kept per state.
+    pub feedback_cap: usize,
+    /// Failing tests shown per state.
+    pub max_failures_shown: usize,
+    /// Tokens of context; older turns are dropped whole past it.
+    pub context_tokens: usize,
+    pub rewards: RewardSection,
+}
+
+impl Default for EnvSection {
+    fn default() -> Self {
+        EnvSection {
+            max_turns: 10,
+            feedback_cap: 1500,
+            max_failures_shown: 3,
+            context_tokens: 2048,
+            rewards: RewardSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Coe,
+    Direct,
+    Cot,
+}
+
+/// Evaluation (DESIGN §5, §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Task file to evaluate on (JSONL).
+    pub tasks: Option<String>,
+    pub method: Method,
+    /// Samples per task (n of pass@k).
+    pub samples: usize,
+    /// The k of pass@k; each must be ≤ samples.
+    pub k: Vec<usize>,
+    pub temperature: f64,
+    pub top_p: f64,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            tasks: None,
+            method: Method::Coe,
+            samples: 4,
+            k: vec![1, 4],
+            temperature: 0.8,
+            top_p: 0.95,
+        }
+    }
+}
+
+/// LoRA adapter shape (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraSection {
+    pub rank: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    /// Module names (`q_proj`, …) or `all-linear`.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        LoraSection {
+            rank: 16,
+            alpha: 32.0,
+            dropout: 0.05,
+            targets: vec!["all-linear".into()],
+        }
+    }
+}
+
+/// Supervised fine-tuning (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftSection {
+    /// Demonstration file(s) (JSONL).
+    pub train: Vec<String>,
+    /// Held-out tasks for periodic evaluation episodes.
+    pub valid: Option<String>,
+    pub lora: LoraSection,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub clip_norm: f64,
+    pub weight_decay: f64,
+    pub eval_every: usize,
+    pub checkpoint_every: usize,
+    /// Checkpoints kept; older ones are deleted.
+    pub keep_last: usize,
+}
+
+impl Default for SftSection {
+    fn default() -> Self {
+        SftSection {
+            train: Vec::new(),
+            valid: None,
+            lora: LoraSection::default(),
+            lr: 2e-4,
+            warmup_steps: 20,
+            steps: 500,
+            batch_size: 8,
+            grad_accum: 1,
+            clip_norm: 1.0,
+            weight_decay: 0.0,
+            eval_every: 100,
+            checkpoint_every: 100,
+            keep_last: 3,
+        }
+    }
+}
+
+/// Reinforcement learning, the paper's modified GRPO (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RlSection {
+    /// Task file (JSONL) to roll out on.
+    pub tasks: Option<String>,
+    /// Adapter to start from (an SFT checkpoint).
+    pub init_adapter: Option<String>,
+    /// Episodes per task (G).
+    pub group_size: usize,
+    pub tasks_per_step: usize,
+    pub clip_eps: f64,
+    pub kl_beta: f64,
+    pub lr: f64,
+    pub steps: usize,
+    pub temperature: f64,
+    pub checkpoint_every: usize,
+    pub keep_last: usize,
+}
+
+impl Default for RlSection {
+    fn default() -> Self {
+        RlSection {
+            tasks: None,
+            init_adapter: None,
+            group_size: 4,
+            tasks_per_step: 8,
+            clip_eps: 0.2,
+            kl_beta: 0.01,
+            lr: 1e-5,
+            steps: 200,
+            temperature: 1.0,
+            checkpoint_every: 20,
+            keep_last: 3,
+        }
+    }
+}
+
+/// The workbench.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSection {
+    /// A theme name from `themes/` (`dark`, `light`, `high-contrast`).
+    pub theme: String,
+    /// A RON keymap file overriding the built-in bindings.
+    pub keymap: Option<String>,
+    /// Upper bound on redraws per second.
+    pub max_fps: u32,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            theme: "dark".into(),
+            keymap: None,
+            max_fps: 30,
+        }
+    }
+}
+
+fn positive(p: &mut Vec<Problem>, field: &str, v: f64) {
+    if !(v.is_finite() && v > 0.0) {
+        p.push(Problem::new(field, v, "must be a number greater than 0"));
+    }
+}
+
+fn in_unit(p: &mut Vec<Problem>, field: &str, v: f64, open_top: bool) {
+    let ok = v.is_finite() && v >= 0.0 && if open_top { v < 1.0 } else { v <= 1.0 };
+    if !ok {
+        let range = if open_top { "[0, 1)" } else { "[0, 1]" };
+        p.push(Problem::new(field, v, format!("must lie in {range}")));
+    }
+}
+
+fn at_least_one(p: &mut Vec<Problem>, field: &str, v: usize) {
+    if v == 0 {
+        p.push(Problem::new(field, v, "must be at least 1"));
+    }
+}
+
+impl Config {
+    /// Every bad value, each quoted with its field path.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || self.name.starts_with('.')
+        {
+            p.push(Problem::new(
+                "name",
+                format!("{:?}", self.name),
+                "must be a non-empty directory name of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let dev = self.model.device.as_str();
+        let cuda_ok = dev == "cuda"
+            || dev
+                .strip_prefix("cuda:")
+                .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()));
+        if dev != "cpu" && !cuda_ok {
+            p.push(Problem::new(
+                "model.device",
+                format!("{dev:?}"),
+                "must be \"cpu\", \"cuda\" or \"cuda:<index>\"",
+            ));
+        }
+        if self.model.path.trim().is_empty() {
+            p.push(Problem::new(
+                "model.path",
+                "\"\"",
+                "must name a model (or \"default\")",
+            ));
+        }
+        let e = &self.env;
+        if e.max_turns == 0 || e.max_turns > 100 {
+            p.push(Problem::new(
+                "env.max_turns",
+                e.max_turns,
+                "must lie in 1..=100",
+            ));
+        }
+        if e.feedback_cap < 80 {
+            p.push(Problem::new(
+                "env.feedback_cap",
+                e.feedback_cap,
+                "must be at least 80 characters",
+            ));
+        }
+        at_least_one(&mut p, "env.max_failures_shown", e.max_failures_shown);
+        if e.context_tokens < 256 {
+            p.push(Problem::new(
+                "env.context_tokens",
+                e.context_tokens,
+                "must be at least 256",
+            ));
+        }
+        for (f, v) in [
+            ("env.rewards.solved", e.rewards.solved),
+            ("env.rewards.invalid", e.rewards.invalid),
+            ("env.rewards.turn_cap", e.rewards.turn_cap),
+        ] {
+            if !v.is_finite() {
+                p.push(Problem::new(f, v, "must be a finite number"));
+            }
+        }
+        let ev = &self.eval;
+        at_least_one(&mut p, "eval.samples", ev.samples);
+        if ev.k.is_empty() {
+            p.push(Problem::new("eval.k", "[]", "must list at least one k"));
+        }
+        for (i, &k) in ev.k.iter().enumerate() {
+            if k == 0 || k > ev.samples {
+                p.push(Problem::new(
+                    &format!("eval.k[{i}]"),
+                    k,
+                    format!("must lie in 1..=eval.samples ({})", ev.samples),
+                ));
+            }
+        }
+        if !(ev.temperature.is_finite() && ev.temperature >= 0.0) {
+            p.push(Problem::new(
+                "eval.temperature",
+                ev.temperature,
+                "must be ≥ 0 (0 = greedy)",
+            ));
+        }
+        if !(ev.top_p > 0.0 && ev.top_p <= 1.0) {
+            p.push(Problem::new("eval.top_p", ev.top_p, "must lie in (0, 1]"));
+        }
+        let s = &self.sft;
+        at_least_one(&mut p, "sft.lora.rank", s.lora.rank);
+        positive(&mut p, "sft.lora.alpha", s.lora.alpha);
+        in_unit(&mut p, "sft.lora.dropout", s.lora.dropout, true);
+        if s.lora.targets.is_empty() {
+            p.push(Problem::new(
+                "sft.lora.targets",
+                "[]",
+                "must name at least one module or \"all-linear\"",
+            ));
+        }
+        positive(&mut p, "sft.lr", s.lr);
+        at_least_one(&mut p, "sft.steps", s.steps);
+        at_least_one(&mut p, "sft.batch_size", s.batch_size);
+        at_least_one(&mut p, "sft.grad_accum", s.grad_accum);
+        positive(&mut p, "sft.clip_norm", s.clip_norm);
+        if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
+            p.push(Problem::new(
+                "sft.weight_decay",
+                s.weight_decay,
+                "must be ≥ 0",
+            ));
+        }
+        at_least_one(&mut p, "sft.checkpoint_every", s.checkpoint_every);
+        at_least_one(&mut p, "sft.keep_last", s.keep_last);
+        let r = &self.rl;
+        if r.group_size < 2 {
+            p.push(Problem::new(
+                "rl.group_size",
+                r.group_size,
+                "must be at least 2 (advantages compare episodes of a group)",
+            ));
+        }
+        at_least_one(&mut p, "rl.tasks_per_step", r.tasks_per_step);
+        in_unit(&mut p, "rl.clip_eps", r.clip_eps, true);
+        if !(r.kl_beta.is_finite() && r.kl_beta >= 0.0) {
+            p.push(Problem::new("rl.kl_beta", r.kl_beta, "must be ≥ 0"));
+        }
+        positive(&mut p, "rl.lr", r.lr);
+        at_least_one(&mut p, "rl.steps", r.steps);
+        positive(&mut p, "rl.temperature", r.temperature);
+        at_least_one(&mut p, "rl.checkpoint_every", r.checkpoint_every);
+        at_least_one(&mut p, "rl.keep_last", r.keep_last);
+        if !["dark", "light", "high-contrast"].contains(&self.ui.theme.as_str()) {
+            p.push(Problem::new(
+                "ui.theme",
+                format!("{:?}", self.ui.theme),
+                "must be one of \"dark\", \"light\", \"high-contrast\"",
+            ));
+        }
+        if self.ui.max_fps == 0 || self.ui.max_fps > 120 {
+            p.push(Problem::new(
+                "ui.max_fps",
+                self.ui.max_fps,
+                "must lie in 1..=120",
+            ));
+        }
+        p
+    }
+}

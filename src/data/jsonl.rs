@@ -1,0 +1,134 @@
+//! JSON Lines reading and writing (DESIGN §3): UTF-8, one object per line, plain
+//! or gzip (detected by the magic bytes, not the name). A bad line is an error
+//! naming the file, the line number and the field; nothing is skipped silently.
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {}{message}", field_prefix(.field))]
+    Line {
+        path: PathBuf,
+        line: usize,
+        /// The JSON path of the offending field (`tests[2]`), when known.
+        field: Option<String>,
+        message: String,
+    },
+}
+
+fn field_prefix(field: &Option<String>) -> String {
+    match field {
+        Some(f) => format!("field `{f}`: "),
+        None => String::new(),
+    }
+}
+
+/// Opens a file, transparently gunzipping it when it starts with the gzip magic.
+pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>, JsonlError> {
+    let io = |source| JsonlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic).map_err(io)?;
+    let f = std::fs::File::open(path).map_err(io)?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
+            f,
+        ))))
+    } else {
+        Ok(Box::new(BufReader::new(f)))
+    }
+}
+
+/// Raw objects with their 1-based line numbers; blank lines are skipped, anything
+/// that is not a JSON object is an error.
+pub fn read_values(path: &Path) -> Result<Vec<(usize, serde_json::Value)>, JsonlError> {
+    let reader = open_text(path)?;
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.map_err(|e| JsonlError::Line {
+            path: path.to_path_buf(),
+            line: lineno,
+            field: None,
+            message: format!("cannot read the line: {e}"),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| JsonlError::Line {
+            path: path.to_path_buf(),
+            line: lineno,
+            field: None,
+            message: format!("not valid JSON: {e}"),
+        })?;
+        if !v.is_object() {
+            return Err(JsonlError::Line {
+                path: path.to_path_buf(),
+                line: lineno,
+                field: None,
+                message: "expected a JSON object".into(),
+            });
+        }
+        out.push((lineno, v));
+    }
+    Ok(out)
+}
+
+/// Converts one object to `T`, naming the failing field.
+pub fn from_value<T: DeserializeOwned>(
+    path: &Path,
+    line: usize,
+    v: serde_json::Value,
+) -> Result<T, JsonlError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names a missing field in the message itself; lift it into `field`.
+        let (field, message) = match inner.strip_prefix("missing field `") {
+            Some(rest) => {
+                let name = rest.split('`').next().unwrap_or("").to_string();
+                (Some(name), "missing".to_string())
+            }
+            None => (if field == "." { None } else { Some(field) }, inner),
+        };
+        JsonlError::Line {
+            path: path.to_path_buf(),
+            line,
+            field,
+            message,
+        }
+    })
+}
+
+/// Reads every line of a JSONL file as `T`.
+pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JsonlError> {
+    read_values(path)?
+        .into_iter()
+        .map(|(line, v)| from_value(path, line, v))
+        .collect()
+}
+
+/// Writes records atomically (temporary file, fsync, rename).
+pub fn write<T: Serialize>(path: &Path, records: &[T]) -> Result<(), JsonlError> {
+    let io = |source| JsonlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut buf = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut buf, r).map_err(|e| io(std::io::Error::other(e)))?;
+        buf.push(b'\n');
+    }
+    crate::util::write_atomic(path, &buf).map_err(io)
+}

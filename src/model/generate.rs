@@ -1,0 +1,225 @@
+//! Batched, KV-cached generation for a set of prompts.
+//!
+//! Prompts are left-padded into one batch and prefilled together (only the last
+//! column is projected to the vocabulary); each decode step then feeds one token
+//! per live row. A row that hits a stop token or its budget leaves the batch — the
+//! cache drops its row — so finished episodes cost nothing while others continue.
+//! Each row samples from its own ChaCha stream seeded from the caller's generator,
+//! which makes a row's output independent of its batch mates.
+//!
+//! Stopping is decided on token ids through [`StopRule`], so this module needs no
+//! tokenizer: the caller turns "stop at newline" into the set of ids whose text
+//! contains '\n' (or any predicate) and decides what to keep of the last token.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+use crate::model::kv_cache::KvCache;
+use crate::model::llama::{Llama, ModelError};
+use crate::model::lora::Mode;
+use crate::model::sampling::{SamplingError, SamplingParams, sample};
+
+/// Decides whether a sampled token ends its sequence (it is kept in the output).
+pub trait StopRule {
+    fn is_stop(&self, id: u32) -> bool;
+}
+
+impl<F: Fn(u32) -> bool> StopRule for F {
+    fn is_stop(&self, id: u32) -> bool {
+        self(id)
+    }
+}
+
+#[derive(Clone)]
+pub struct GenParams {
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Ids that end a sequence, e.g. end-of-turn and EOS.
+    pub stop_ids: Vec<u32>,
+    /// A further rule, e.g. "the token's text contains a newline".
+    pub stop_rule: Option<Arc<dyn StopRule + Send + Sync>>,
+}
+
+impl fmt::Debug for GenParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenParams")
+            .field("max_new_tokens", &self.max_new_tokens)
+            .field("sampling", &self.sampling)
+            .field("stop_ids", &self.stop_ids)
+            .field("stop_rule", &self.stop_rule.as_ref().map(|_| "<rule>"))
+            .finish()
+    }
+}
+
+impl GenParams {
+    fn stops(&self, id: u32) -> bool {
+        self.stop_ids.contains(&id) || self.stop_rule.as_ref().is_some_and(|r| r.is_stop(id))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The last id satisfied a stop condition.
+    Stop,
+    /// `max_new_tokens` were generated without a stop.
+    Length,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// Sampled ids, including the stop token when there is one.
+    pub ids: Vec<u32>,
+    /// Per id, log-probability at temperature 1 without truncation (see `sampling`).
+    pub logprobs: Vec<f32>,
+    pub finished_by: FinishReason,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("prompt {index} is empty; generation needs at least one token")]
+    EmptyPrompt { index: usize },
+    #[error("prompt {index} holds token id {id}, outside the model's vocabulary of {vocab}")]
+    TokenOutOfRange { index: usize, id: u32, vocab: usize },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Sampling(#[from] SamplingError),
+}
+
+/// One live row of the decode batch.
+struct Row {
+    index: usize, // into `prompts`
+    next_pos: i64,
+    rng: ChaCha8Rng,
+}
+
+/// Generates a continuation for every prompt (with adapters as currently
+/// enabled, never with dropout), under `no_grad`.
+pub fn generate<R: RngCore>(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    params: &GenParams,
+    rng: &mut R,
+) -> Result<Vec<Generated>, GenerateError> {
+    params.sampling.validate()?;
+    let vocab = model.config().vocab_size;
+    for (index, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(GenerateError::EmptyPrompt { index });
+        }
+        if let Some(&id) = p.iter().find(|&&id| id as usize >= vocab) {
+            return Err(GenerateError::TokenOutOfRange { index, id, vocab });
+        }
+    }
+    let mut out: Vec<Generated> = prompts
+        .iter()
+        .map(|_| Generated {
+            ids: vec![],
+            logprobs: vec![],
+            finished_by: FinishReason::Length,
+        })
+        .collect();
+    let mut rows: Vec<Row> = prompts
+        .iter()
+        .enumerate()
+        .map(|(index, p)| Row {
+            index,
+            next_pos: p.len() as i64,
+            rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+        })
+        .collect();
+    if prompts.is_empty() || params.max_new_tokens == 0 {
+        return Ok(out);
+    }
+    let _guard = tch::no_grad_guard();
+    let mode = Mode {
+        lora: model.lora_enabled() && !model.lora_merged(),
+        train: false,
+    };
+    let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut cache = KvCache::new(
+        model.config(),
+        prompts.len(),
+        width + params.max_new_tokens,
+        model.kind(),
+        model.device(),
+    );
+    let mut logits = prefill(model, prompts, width, &mut cache, mode)?; // [B, V]
+    for step in 0..params.max_new_tokens {
+        let mut rngs: Vec<&mut ChaCha8Rng> = rows.iter_mut().map(|r| &mut r.rng).collect();
+        let picked = sample(&logits, &params.sampling, &mut rngs)?;
+        let mut keep = Vec::with_capacity(rows.len());
+        for (slot, (row, s)) in rows.iter().zip(&picked).enumerate() {
+            let g = &mut out[row.index];
+            g.ids.push(s.id);
+            g.logprobs.push(s.logprob);
+            if params.stops(s.id) {
+                g.finished_by = FinishReason::Stop;
+            } else {
+                keep.push(slot);
+            }
+        }
+        if keep.is_empty() || step + 1 == params.max_new_tokens {
+            break;
+        }
+        let ids: Vec<i64> = keep.iter().map(|&s| i64::from(picked[s].id)).collect();
+        if keep.len() < rows.len() {
+            cache.select_rows(&keep)?;
+            rows = rows
+                .into_iter()
+                .enumerate()
+                .filter_map(|(slot, r)| keep.contains(&slot).then_some(r))
+                .collect();
+        }
+        let pos: Vec<i64> = rows.iter().map(|r| r.next_pos).collect();
+        rows.iter_mut().for_each(|r| r.next_pos += 1);
+        let n = rows.len() as i64;
+        let device = model.device();
+        let input = Tensor::from_slice(&ids).to_device(device).view([n, 1]);
+        let positions = Tensor::from_slice(&pos).to_device(device).view([n, 1]);
+        let hidden = model.run(&input, &positions, None, Some(&mut cache), mode)?; // [n, 1, D]
+        logits = model.logits(&hidden.squeeze_dim(1)); // [n, V]
+    }
+    Ok(out)
+}
+
+/// Runs the left-padded prompts through the model and returns the logits of each
+/// row's last token, `[B, V]`.
+fn prefill(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    width: usize,
+    cache: &mut KvCache,
+    mode: Mode,
+) -> Result<Tensor, ModelError> {
+    let b = prompts.len();
+    let mut ids = vec![0i64; b * width];
+    let mut mask = vec![0i64; b * width];
+    let mut pos = vec![0i64; b * width];
+    for (r, p) in prompts.iter().enumerate() {
+        let pad = width - p.len();
+        for (j, &id) in p.iter().enumerate() {
+            let at = r * width + pad + j;
+            ids[at] = i64::from(id);
+            mask[at] = 1;
+            pos[at] = j as i64;
+        }
+    }
+    let padded = prompts.iter().any(|p| p.len() != width);
+    let device = model.device();
+    let shape = [b as i64, width as i64];
+    let to_dev = |v: &[i64]| Tensor::from_slice(v).to_device(device).view(shape);
+    let mask = padded.then(|| to_dev(&mask).to_kind(Kind::Bool));
+    let hidden = model.run(
+        &to_dev(&ids),
+        &to_dev(&pos),
+        mask.as_ref(),
+        Some(cache),
+        mode,
+    )?; // [B, W, D]
+    Ok(model.logits(&hidden.select(1, width as i64 - 1))) // [B, V]
+}

@@ -1,0 +1,17 @@
+//! The policy network (DESIGN §4): Llama on libtorch, GGUF and safetensors
+//! loaders, the tokenizer, chat formats, KV cache, sampling and LoRA.
+pub mod blocks;
+pub mod chat;
+pub mod config;
+pub mod dequant;
+pub mod generate;
+pub mod gguf;
+pub mod gguf_names;
+pub mod kv_cache;
+pub mod llama;
+pub mod lora;
+pub mod rope;
+pub mod safetensors_io;
+pub mod sampling;
+pub mod tokenizer;
+pub mod weights;

@@ -1,0 +1,216 @@
+//! Sandbox worker lifecycle: dead and hung workers are replaced with the run
+//! retried, and dropping a pool leaves no process and no temp file behind.
+//! A test binary of its own: it inspects every descendant of this process, so no
+//! other pool may be alive meanwhile; the tests take a lock to run one at a time.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use coe::sandbox::types::{Limits, RunRequest, TestOutcome};
+use coe::sandbox::{SandboxConfig, SandboxPool};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn config(workers: usize, uid_base: u32) -> SandboxConfig {
+    let limits = Limits {
+        test_timeout_s: 3.0,
+        run_timeout_s: 5.0,
+        memory_mb: 256,
+        ..Limits::default()
+    };
+    SandboxConfig {
+        workers,
+        unprivileged_uid_base: uid_base,
+        limits,
+        ..Default::default()
+    }
+}
+
+fn req(code: &str, tests: &[&str], limits: &Limits) -> RunRequest {
+    RunRequest {
+        setup: String::new(),
+        code: code.into(),
+        tests: tests.iter().map(|t| t.to_string()).collect(),
+        limits: limits.clone(),
+    }
+}
+
+/// pid -> (parent pid, command line) for every process on the host.
+fn process_table() -> HashMap<u32, (u32, String)> {
+    let mut table = HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name sits in parentheses and may hold spaces; the ppid follows it.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmd: String = String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .chars()
+            .take(80)
+            .collect();
+        table.insert(pid, (ppid, cmd));
+    }
+    table
+}
+
+/// Every live process whose chain of parents leads to this test process.
+fn descendants() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let table = process_table();
+    let mut found = Vec::new();
+    for (&pid, (_, cmd)) in &table {
+        let mut cur = pid;
+        for _ in 0..64 {
+            let Some(&(ppid, _)) = table.get(&cur) else {
+                break;
+            };
+            if ppid == me {
+                found.push((pid, cmd.clone()));
+                break;
+            }
+            cur = ppid;
+        }
+    }
+    found
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    process_table()
+        .into_iter()
+        .filter(|(_, (ppid, _))| *ppid == parent)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+fn our_tmp_entries() -> BTreeSet<String> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.starts_with("coe-sandbox-")
+                || n.starts_with("run-")
+                || n == "coe_probe"
+                || n == "left"
+        })
+        .collect()
+}
+
+#[test]
+fn thousand_runs_then_drop_leaves_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp_before = our_tmp_entries();
+    let pool = SandboxPool::new(&config(2, 61500)).unwrap();
+    let limits = config(2, 61500).limits;
+    let code = "def f(x):\n    return x + 1\n";
+    std::thread::scope(|s| {
+        for half in 0..2u32 {
+            let (pool, limits) = (&pool, &limits);
+            s.spawn(move || {
+                for i in 0..500u32 {
+                    // Every 50th run leaves a detached sleeper and files behind.
+                    let mess = if i % 50 == 0 {
+                        "import subprocess\nsubprocess.Popen(['sleep', '30'], start_new_session=True)\nopen('/tmp/left', 'w').write('x')"
+                    } else {
+                        "open('here.txt', 'w').write('x')"
+                    };
+                    let want = format!("assert f({i}) == {}", i + 1 + half);
+                    let r = pool.run(&req(code, &[mess, &want], limits)).unwrap();
+                    let t = match r.outcome {
+                        coe::sandbox::types::RunOutcome::Tests { tests } => tests,
+                        other => panic!("{other:?}"),
+                    };
+                    assert_eq!(t[0], TestOutcome::Passed);
+                    assert_eq!(t[1].passed(), half == 0, "{t:?}");
+                }
+            });
+        }
+    });
+    assert!(
+        !descendants().is_empty(),
+        "the workers are our descendants while the pool lives"
+    );
+    drop(pool);
+    assert_eq!(
+        descendants(),
+        Vec::new(),
+        "processes left after the pool was dropped"
+    );
+    assert_eq!(
+        our_tmp_entries(),
+        tmp_before,
+        "temp files left in the host's /tmp"
+    );
+}
+
+#[test]
+fn killed_worker_is_replaced_and_the_run_retried() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = SandboxPool::new(&config(1, 61600)).unwrap();
+    let limits = config(1, 61600).limits;
+    let slow = req(
+        "import time\ndef f():\n    return 2\n",
+        &["time.sleep(0.6)", "assert f() == 2"],
+        &limits,
+    );
+    // First the worker's own process, then (on the replacement) its fork-server.
+    for target_server in [false, true] {
+        std::thread::scope(|s| {
+            let run = s.spawn(|| pool.run(&slow));
+            std::thread::sleep(Duration::from_millis(300));
+            let workers = children_of(std::process::id());
+            assert_eq!(workers.len(), 1, "{workers:?}");
+            let victim = if target_server {
+                children_of(workers[0])
+                    .first()
+                    .copied()
+                    .unwrap_or(workers[0])
+            } else {
+                workers[0]
+            };
+            // SAFETY: plain kill(2) on a pid we just read as our own descendant.
+            assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+            let report = run.join().unwrap().unwrap();
+            assert!(report.all_passed(), "{report:?}");
+        });
+    }
+    let quick = req("def f():\n    return 2\n", &["assert f() == 2"], &limits);
+    assert!(pool.run(&quick).unwrap().all_passed());
+}
+
+#[test]
+fn hung_worker_is_replaced_after_the_reply_deadline() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = SandboxPool::new(&config(1, 61700)).unwrap();
+    let limits = Limits {
+        test_timeout_s: 0.3,
+        run_timeout_s: 0.6,
+        memory_mb: 256,
+        ..Limits::default()
+    };
+    let r = req("def f():\n    return 2\n", &["assert f() == 2"], &limits);
+    assert!(pool.run(&r).unwrap().all_passed());
+    let workers = children_of(std::process::id());
+    let server = children_of(workers[0])
+        .first()
+        .copied()
+        .unwrap_or(workers[0]);
+    // SAFETY: kill(2) on our own descendant; a stopped server never answers.
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGSTOP) }, 0);
+    let report = pool.run(&r).unwrap();
+    assert!(report.all_passed(), "{report:?}");
+    assert!(
+        report.elapsed_ms < 3000.0,
+        "the retry's own time is reported: {report:?}"
+    );
+}
