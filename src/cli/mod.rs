@@ -10,6 +10,7 @@ mod version;
 mod workbench;
 
 pub use args::{Cli, Cmd, DataCmd, ModelCmd, TrainCmd};
+pub use context::Ctx;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -48,6 +49,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => return data::generate(&ctx, problems, out, *seed, *per_problem),
         Cmd::Step(args) => return step::run(&ctx, args),
         Cmd::Eval(args) => return eval::run(&mut ctx, args),
+        Cmd::Bench { what, out } => {
+            let value = crate::bench::run(what, &ctx.config)?;
+            crate::bench::emit(&value, out.as_deref())?;
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let what = match &cmd {

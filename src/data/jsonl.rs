@@ -50,39 +50,49 @@ pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>, JsonlError> {
     }
 }
 
-/// Raw objects with their 1-based line numbers; blank lines are skipped, anything
-/// that is not a JSON object is an error.
-pub fn read_values(path: &Path) -> Result<Vec<(usize, serde_json::Value)>, JsonlError> {
+/// One line of a file: its 1-based number and the object, or why it is not one.
+pub type Line = (usize, Result<serde_json::Value, JsonlError>);
+
+/// Every non-blank line parsed on its own: a bad line is an `Err` in its slot, so
+/// a checker can report all of them. Only an unreadable file fails as a whole.
+pub fn read_lines(path: &Path) -> Result<Vec<Line>, JsonlError> {
     let reader = open_text(path)?;
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let lineno = i + 1;
-        let line = line.map_err(|e| JsonlError::Line {
+        let bad = |message: String| JsonlError::Line {
             path: path.to_path_buf(),
             line: lineno,
             field: None,
-            message: format!("cannot read the line: {e}"),
-        })?;
+            message,
+        };
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                out.push((lineno, Err(bad(format!("cannot read the line: {e}")))));
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| JsonlError::Line {
-            path: path.to_path_buf(),
-            line: lineno,
-            field: None,
-            message: format!("not valid JSON: {e}"),
-        })?;
-        if !v.is_object() {
-            return Err(JsonlError::Line {
-                path: path.to_path_buf(),
-                line: lineno,
-                field: None,
-                message: "expected a JSON object".into(),
-            });
-        }
-        out.push((lineno, v));
+        let parsed = match serde_json::from_str::<serde_json::Value>(&line) {
+            Err(e) => Err(bad(format!("not valid JSON: {e}"))),
+            Ok(v) if !v.is_object() => Err(bad("expected a JSON object".into())),
+            Ok(v) => Ok(v),
+        };
+        out.push((lineno, parsed));
     }
     Ok(out)
+}
+
+/// Raw objects with their 1-based line numbers; blank lines are skipped; the first
+/// line that is not a JSON object is an error.
+pub fn read_values(path: &Path) -> Result<Vec<(usize, serde_json::Value)>, JsonlError> {
+    read_lines(path)?
+        .into_iter()
+        .map(|(line, v)| v.map(|v| (line, v)))
+        .collect()
 }
 
 /// Converts one object to `T`, naming the failing field.

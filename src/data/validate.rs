@@ -23,11 +23,19 @@ pub fn validate_file(
     limits: &Limits,
     threads: usize,
 ) -> Result<(usize, Vec<Finding>), JsonlError> {
-    let values = jsonl::read_values(path)?;
+    let values = jsonl::read_lines(path)?;
     let mut findings = Vec::new();
     let mut tasks = Vec::new();
     let mut seen = std::collections::HashMap::new();
-    for (line, v) in values.iter().cloned() {
+    let records = values.len();
+    for (line, v) in values {
+        let v = match v {
+            Ok(v) => v,
+            Err(e) => {
+                findings.push(line_finding(line, e));
+                continue;
+            }
+        };
         let is_task = v.get("buggy").is_some();
         let parsed: Result<Task, JsonlError> = if is_task {
             jsonl::from_value(path, line, v)
@@ -47,19 +55,7 @@ pub fn validate_file(
             })
         };
         match parsed {
-            Err(JsonlError::Line { field, message, .. }) => findings.push(Finding {
-                line,
-                task: None,
-                message: match field {
-                    Some(f) => format!("field `{f}`: {message}"),
-                    None => message,
-                },
-            }),
-            Err(e) => findings.push(Finding {
-                line,
-                task: None,
-                message: e.to_string(),
-            }),
+            Err(e) => findings.push(line_finding(line, e)),
             Ok(t) => {
                 if let Some(first) = seen.insert(t.id.clone(), line) {
                     findings.push(Finding {
@@ -85,7 +81,25 @@ pub fn validate_file(
     });
     findings.extend(checked.into_iter().flatten());
     findings.sort_by_key(|f| f.line);
-    Ok((values.len(), findings))
+    Ok((records, findings))
+}
+
+/// A schema or JSON error as a finding (the file and line are printed by the caller).
+fn line_finding(line: usize, e: JsonlError) -> Finding {
+    let message = match e {
+        JsonlError::Line {
+            field: Some(f),
+            message,
+            ..
+        } => format!("field `{f}`: {message}"),
+        JsonlError::Line { message, .. } => message,
+        other => other.to_string(),
+    };
+    Finding {
+        line,
+        task: None,
+        message,
+    }
 }
 
 fn check_task(line: usize, t: &Task, runner: &dyn Runner, limits: &Limits) -> Vec<Finding> {

@@ -1,0 +1,50 @@
+//! `coe bench <what>`: the project's own benchmarks. Each prints one JSON object
+//! on stdout (machine-readable) and a short summary on stderr, and measures its
+//! baseline in the same run on the same machine.
+mod env;
+mod sandbox;
+mod stats;
+
+use crate::config::Config;
+use std::path::Path;
+
+/// The benchmarks that exist, for help and errors.
+pub const KNOWN: &[&str] = &["sandbox", "env"];
+
+/// Runs a benchmark by name and returns its JSON result.
+pub fn run(what: &str, cfg: &Config) -> anyhow::Result<serde_json::Value> {
+    match what {
+        "sandbox" => sandbox::run(&cfg.sandbox),
+        "env" => env::run(&cfg.env),
+        other => anyhow::bail!("unknown benchmark {other:?}; known: {}", KNOWN.join(", ")),
+    }
+}
+
+/// Prints the result and writes it to `out` when given.
+pub fn emit(value: &serde_json::Value, out: Option<&Path>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    if let Some(p) = out {
+        crate::util::write_atomic(p, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A line describing the machine, for every figure we record.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, load {load} at start")
+}

@@ -1,0 +1,263 @@
+//! The command-line contract (DESIGN §8), driven through the real binary:
+//! version and help, config errors, `step` line mode, oracle `eval`, `data
+//! validate` findings and `data gen` → oracle round trips on shipped fixtures.
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::Path;
+
+fn coe() -> Command {
+    let mut c = Command::cargo_bin("coe").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn version_reports_libtorch_and_cuda() {
+    coe()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("libtorch 2.11.0"))
+        .stdout(predicate::str::contains("CUDA available: "));
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = coe()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for sub in ["tui", "data", "train", "eval", "step", "model", "bench"] {
+        assert!(
+            text.contains(&format!("  {sub} ")),
+            "--help lacks {sub}:\n{text}"
+        );
+    }
+    let data = coe()
+        .args(["data", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let data = String::from_utf8(data).unwrap();
+    for sub in ["gen", "validate", "sample-bugs"] {
+        assert!(data.contains(sub), "{data}");
+    }
+}
+
+#[test]
+fn malformed_config_names_the_line_without_panicking() {
+    coe()
+        .args(["--config", "tests/fixtures/config/wrong_type.ron"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "wrong_type.ron:3:19: Expected integer",
+        ))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn unbuilt_subcommands_say_so_and_exit_2() {
+    coe()
+        .args(["train", "sft"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not built yet"));
+}
+
+#[test]
+fn step_line_mode_repairs_a_task_from_stdin() {
+    let out = coe()
+        .args([
+            "step",
+            "--tasks",
+            "tests/fixtures/tasks_small.jsonl",
+            "--task",
+            "gcd",
+        ])
+        .write_stdin("DELL 99\nREPW 5 >>>a % b, b >>>b, a % b\n### EXIT\n")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("L5         return gcd(a % b, b)\n***\nTest 1 failed: assert gcd(35, 21) == 7\nRecursionError"), "{text}");
+    assert!(
+        text.contains("reward -0.5 solved false done false\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Invalid command: line 99 is out of range"),
+        "{text}"
+    );
+    assert!(text.contains("reward 1 solved true done false\n"), "{text}");
+    assert!(text.contains("***\nAll tests passed.\n---\n"), "{text}");
+    assert!(text.ends_with("reward 0 solved true done true\n"), "{text}");
+    assert_eq!(text.matches("\n---\n").count(), 3, "{text}");
+}
+
+#[test]
+fn step_fails_clearly_when_stdin_ends_early() {
+    coe()
+        .args([
+            "step",
+            "--tasks",
+            "tests/fixtures/tasks_small.jsonl",
+            "--task",
+            "add",
+        ])
+        .write_stdin("")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "stdin closed before the episode ended",
+        ));
+    coe()
+        .args([
+            "step",
+            "--tasks",
+            "tests/fixtures/tasks_small.jsonl",
+            "--task",
+            "nope",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no task with id \"nope\""));
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn oracle_eval_solves_every_valid_task_and_writes_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    coe()
+        .args([
+            "eval",
+            "--tasks",
+            "tests/fixtures/tasks_small.jsonl",
+            "--policy",
+            "oracle",
+            "--samples",
+            "2",
+            "--k",
+            "1,2",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--save-episodes")
+        .arg(dir.path().join("eps"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pass@1   100.00%"));
+    let r = read_json(&out);
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["method"], "coe");
+    assert_eq!(r["tasks"], 3);
+    assert_eq!(r["samples"], 2);
+    assert_eq!(r["pass_at"]["1"], 1.0);
+    assert_eq!(r["pass_at"]["2"], 1.0);
+    assert_eq!(r["invalid_rate"], 0.0);
+    assert_eq!(r["turn_curve"]["10"], 1.0);
+    assert_eq!(r["per_task"][0]["solved"], serde_json::json!([true, true]));
+    assert_eq!(r["provenance"]["policy"], "oracle");
+    assert!(r["provenance"]["commit"].as_str().unwrap().len() >= 7);
+    let eps = std::fs::read_to_string(dir.path().join("eps/episodes.jsonl")).unwrap();
+    assert_eq!(eps.lines().count(), 6);
+}
+
+#[test]
+fn validate_names_each_bad_line_task_and_test() {
+    let assert = coe()
+        .args(["data", "validate", "tests/fixtures/tasks_bad.jsonl"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("tasks_bad.jsonl:2: task \"ref_fails\": the reference solution fails: test 1 (assert add(1, 2) == 3): AssertionError"), "{err}");
+    assert!(
+        err.contains("tasks_bad.jsonl:3: task \"buggy_passes\": the buggy code passes every test"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tasks_bad.jsonl:4: field `tests`: invalid type: string"),
+        "{err}"
+    );
+    assert!(err.contains("tasks_bad.jsonl:5: not valid JSON"), "{err}");
+    assert!(!err.contains(":1:"), "the good line was flagged: {err}");
+    coe()
+        .args(["data", "validate", "tests/fixtures/tasks_small.jsonl"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 records, 0 bad, 3 ok"));
+}
+
+/// `data gen` then the oracle on every split: 100% solved, and every demonstration
+/// replays (gen exits 1 when one does not).
+fn gen_then_oracle(problems: &str, per_problem: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    coe()
+        .args([
+            "data",
+            "gen",
+            "--problems",
+            problems,
+            "--per-problem",
+            per_problem,
+            "--seed",
+            "3",
+        ])
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("REPLAY FAILURES").not());
+    let mut total = 0;
+    for split in ["train", "valid", "test"] {
+        let tasks = dir.path().join(format!("{split}.tasks.jsonl"));
+        let n = std::fs::read_to_string(&tasks).unwrap().lines().count();
+        for kind in ["demos", "direct", "cot"] {
+            let f =
+                std::fs::read_to_string(dir.path().join(format!("{split}.{kind}.jsonl"))).unwrap();
+            assert_eq!(f.lines().count(), n, "{split}.{kind}");
+        }
+        total += n;
+        if n == 0 {
+            continue;
+        }
+        let out = dir.path().join(format!("{split}.results.json"));
+        coe()
+            .args(["eval", "--policy", "oracle", "--samples", "1", "--k", "1"])
+            .arg("--tasks")
+            .arg(&tasks)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        assert_eq!(read_json(&out)["pass_at"]["1"], 1.0, "{problems} {split}");
+    }
+    assert!(total > 0);
+}
+
+#[test]
+fn gen_on_the_mbpp_fixture_round_trips_through_the_oracle() {
+    gen_then_oracle("tests/fixtures/mbpp_sample.jsonl", "3");
+}
+
+#[test]
+fn gen_on_humaneval_round_trips_through_the_oracle() {
+    let he = "datasets/external/HumanEval.jsonl.gz";
+    if !Path::new(env!("CARGO_MANIFEST_DIR")).join(he).exists() {
+        eprintln!("skipping: {he} is missing (run scripts/setup.sh)");
+        return;
+    }
+    gen_then_oracle(he, "1");
+}
