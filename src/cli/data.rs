@@ -107,7 +107,8 @@ pub fn generate(
             ),
         )?;
     }
-    let st = stats::stats(&g, started.elapsed().as_secs_f64());
+    let mut st = stats::stats(&g, started.elapsed().as_secs_f64());
+    st.tokens = default_token_stats(&g);
     crate::util::write_atomic(
         &out.join("stats.json"),
         serde_json::to_string_pretty(&st)?.as_bytes(),
@@ -124,3 +125,35 @@ pub fn generate(
         Ok(ExitCode::from(1))
     }
 }
+
+/// Token counts with the embedded default model's tokenizer, if set-up installed it.
+fn default_token_stats(
+    g: &crate::data::synth::Generated,
+) -> Option<crate::data::stats::TokenStats> {
+    use crate::model::{chat::ChatFormat, gguf::GgufFile, tokenizer::CoeTokenizer};
+    let path = Path::new(DEFAULT_GGUF);
+    if !path.exists() {
+        eprintln!(
+            "data gen: {DEFAULT_GGUF} not found; skipping token counts (run scripts/setup.sh)"
+        );
+        return None;
+    }
+    let counted = (|| -> anyhow::Result<_> {
+        let file = GgufFile::read(path)?;
+        let tok = CoeTokenizer::from_gguf(&file)?;
+        let template = file.get("tokenizer.chat_template").and_then(|v| v.as_str());
+        let fmt = ChatFormat::detect(template);
+        Ok(crate::data::stats::token_stats(
+            g,
+            &tok,
+            &fmt,
+            "SmolLM2-135M-Instruct",
+        )?)
+    })();
+    counted
+        .map_err(|e| eprintln!("data gen: token counts skipped: {e:#}"))
+        .ok()
+}
+
+/// Where set-up puts the embedded default model.
+pub const DEFAULT_GGUF: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";

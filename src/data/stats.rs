@@ -19,6 +19,8 @@ pub struct GenStats {
     pub failed_replays: Vec<String>,
     pub too_long: usize,
     pub seconds: f64,
+    /// Tokens per demonstration with the default model's tokenizer, when it is installed.
+    pub tokens: Option<TokenStats>,
 }
 
 pub fn stats(g: &Generated, seconds: f64) -> GenStats {
@@ -106,7 +108,59 @@ impl GenStats {
         if !self.failed_replays.is_empty() {
             out.push_str(&format!("  REPLAY FAILURES: {:?}\n", self.failed_replays));
         }
+        if let Some(t) = &self.tokens {
+            out.push_str(&format!(
+                "  tokens per demo ({}): mean {:.0}, max {}, of which commands mean {:.1}\n",
+                t.tokenizer, t.mean_tokens, t.max_tokens, t.mean_command_tokens
+            ));
+        }
         out.push_str(&format!("  took {:.1}s\n", self.seconds));
         out
     }
+}
+
+/// Tokens per demonstration under a model's tokenizer and chat format: the whole
+/// conversation, and the assistant (command) tokens that training sees.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TokenStats {
+    pub tokenizer: String,
+    pub mean_tokens: f64,
+    pub max_tokens: usize,
+    pub mean_command_tokens: f64,
+}
+
+/// Renders every demonstration as the conversation the model trains on and counts tokens.
+pub fn token_stats(
+    g: &Generated,
+    tok: &crate::model::tokenizer::CoeTokenizer,
+    fmt: &crate::model::chat::ChatFormat,
+    name: &str,
+) -> Result<TokenStats, crate::model::tokenizer::TokenizerError> {
+    use crate::model::chat::{Message, Role, encode_conversation};
+    let (mut total, mut commands, mut max, mut n) = (0usize, 0usize, 0usize, 0usize);
+    for split in Split::ALL {
+        let demos = g.demos.get(&split).map(Vec::as_slice).unwrap_or(&[]);
+        let firsts = g.first_user.get(&split).map(Vec::as_slice).unwrap_or(&[]);
+        for (d, first) in demos.iter().zip(firsts) {
+            let mut msgs = vec![Message::new(Role::User, first.clone())];
+            for (i, t) in d.turns.iter().enumerate() {
+                msgs.push(Message::new(Role::Assistant, format!("### {}", t.command)));
+                if i + 1 < d.turns.len() {
+                    msgs.push(Message::new(Role::User, t.state.clone()));
+                }
+            }
+            let (ids, mask) = encode_conversation(tok, fmt, &msgs)?;
+            total += ids.len();
+            max = max.max(ids.len());
+            commands += mask.iter().filter(|&&m| m).count();
+            n += 1;
+        }
+    }
+    let n = n.max(1) as f64;
+    Ok(TokenStats {
+        tokenizer: name.to_string(),
+        mean_tokens: total as f64 / n,
+        max_tokens: max,
+        mean_command_tokens: commands as f64 / n,
+    })
 }

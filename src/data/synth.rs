@@ -34,6 +34,9 @@ pub struct Generated {
     pub demos: BTreeMap<Split, Vec<Demonstration>>,
     pub direct: BTreeMap<Split, Vec<DirectDemo>>,
     pub cot: BTreeMap<Split, Vec<CotDemo>>,
+    /// The first user message of each demonstration (instructions, task, tests,
+    /// first state), aligned with `demos`; not written, used for token counts.
+    pub first_user: BTreeMap<Split, Vec<String>>,
     /// Problems whose reference fails its own tests (skipped, reported).
     pub broken_problems: Vec<String>,
     /// Tasks whose replayed repair did not end solved (a bug; reported, not written).
@@ -155,7 +158,7 @@ pub fn generate(
         d
     });
     for ((split, task), demo) in tasks.into_iter().zip(demos) {
-        let demo = match demo {
+        let (demo, first_user) = match demo {
             Ok(d) => d,
             Err(DemoSkip::TooLong) => {
                 out.too_long += 1;
@@ -183,6 +186,7 @@ pub fn generate(
             answer: solution,
         });
         out.demos.entry(split).or_default().push(demo);
+        out.first_user.entry(split).or_default().push(first_user);
         out.tasks.entry(split).or_default().push(task);
     }
     out
@@ -206,19 +210,20 @@ pub enum DemoSkip {
     Failed,
 }
 
-/// Replays the shortest repair in the environment, recording every state.
+/// Replays the shortest repair in the environment, recording every state; also
+/// returns the first user message the model would see.
 pub fn demonstrate(
     task: &Task,
     runner: &dyn Runner,
     limits: &Limits,
     env: &EnvSection,
-) -> Result<Demonstration, DemoSkip> {
+) -> Result<(Demonstration, String), DemoSkip> {
     let solution = task.solution.as_deref().ok_or(DemoSkip::Failed)?;
     let trace = repair_trace(&task.buggy, solution);
     if trace.len() > env.max_turns as usize {
         return Err(DemoSkip::TooLong);
     }
-    let (mut ep, _) =
+    let (mut ep, first) =
         Episode::reset(task.clone(), runner, env, limits, (0, 0)).map_err(|_| DemoSkip::Failed)?;
     let mut turns = Vec::with_capacity(trace.len());
     for cmd in &trace {
@@ -235,10 +240,13 @@ pub fn demonstrate(
         });
         if s.done {
             return if s.solved {
-                Ok(Demonstration {
-                    task: task.clone(),
-                    turns,
-                })
+                Ok((
+                    Demonstration {
+                        task: task.clone(),
+                        turns,
+                    },
+                    first.text,
+                ))
             } else {
                 Err(DemoSkip::Failed)
             };
