@@ -62,7 +62,11 @@ pub fn generate(
         pool.workers()
     );
     let progress = |done: usize, total: usize, stage: &str| {
-        eprint!("\rdata gen: {stage}: {done}/{total}   ");
+        let secs = started.elapsed().as_secs_f64();
+        eprint!("\rdata gen: {stage}: {done}/{total} ({secs:.0}s)   ");
+        if done == total {
+            eprintln!();
+        }
     };
     let g = synth::generate(
         &probs,
@@ -72,7 +76,6 @@ pub fn generate(
         &opts,
         &progress,
     );
-    eprintln!();
     for split in Split::ALL {
         let name = split.name();
         let write = |kind: &str, res: Result<(), jsonl::JsonlError>| {

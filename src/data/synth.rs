@@ -121,11 +121,14 @@ pub fn generate(
         if cands.is_empty() {
             break;
         }
-        progress(0, cands.len(), "checking corruptions");
+        let stage = format!("round {} checking corruptions", round + 1);
+        let ticker = Ticker::new(cands.len(), &stage, progress);
         let fails = parallel_map(&cands, opts.threads, |_, (i, buggy, _)| {
-            runner
+            let fail = runner
                 .run(&request(problems[*i], buggy, limits))
-                .is_ok_and(|r| !r.all_passed())
+                .is_ok_and(|r| !r.all_passed());
+            ticker.tick();
+            fail
         });
         for ((i, buggy, ops), fail) in cands.into_iter().zip(fails) {
             if fail && kept[i].len() < opts.per_problem {
@@ -147,14 +150,10 @@ pub fn generate(
         }
     }
     // 4. Demonstrations by replay in the environment.
-    let total = tasks.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    let ticker = Ticker::new(tasks.len(), "replaying repairs", progress);
     let demos = parallel_map(&tasks, opts.threads, |_, (_, t)| {
         let d = demonstrate(t, runner, limits, env);
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n.is_multiple_of(64) || n == total {
-            progress(n, total, "replaying repairs");
-        }
+        ticker.tick();
         d
     });
     for ((split, task), demo) in tasks.into_iter().zip(demos) {
@@ -190,6 +189,37 @@ pub fn generate(
         out.tasks.entry(split).or_default().push(task);
     }
     out
+}
+
+/// Counts finished items from many threads and reports every 64th and the last.
+struct Ticker<'a> {
+    done: std::sync::atomic::AtomicUsize,
+    total: usize,
+    stage: &'a str,
+    progress: &'a (dyn Fn(usize, usize, &str) + Sync),
+}
+
+impl<'a> Ticker<'a> {
+    fn new(
+        total: usize,
+        stage: &'a str,
+        progress: &'a (dyn Fn(usize, usize, &str) + Sync),
+    ) -> Self {
+        progress(0, total, stage);
+        Ticker {
+            done: std::sync::atomic::AtomicUsize::new(0),
+            total,
+            stage,
+            progress,
+        }
+    }
+
+    fn tick(&self) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n.is_multiple_of(64) || n == self.total {
+            (self.progress)(n, self.total, self.stage);
+        }
+    }
 }
 
 fn request(p: &Problem, code: &str, limits: &Limits) -> RunRequest {
