@@ -93,6 +93,14 @@ pub fn generate(
         .iter()
         .map(|p| rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed ^ fnv(&p.id)))
         .collect();
+    // Only "does some test fail" matters here, and a corruption that loops forever
+    // fails as soon as its first test times out: a tight budget keeps such
+    // candidates from dominating the check (references and demos keep `limits`).
+    let check_limits = Limits {
+        test_timeout_s: limits.test_timeout_s.min(0.5),
+        run_timeout_s: limits.run_timeout_s.min(1.0),
+        ..limits.clone()
+    };
     for round in 0..4 {
         let mut cands = Vec::new();
         for (i, p) in problems.iter().enumerate() {
@@ -125,7 +133,7 @@ pub fn generate(
         let ticker = Ticker::new(cands.len(), &stage, progress);
         let fails = parallel_map(&cands, opts.threads, |_, (i, buggy, _)| {
             let fail = runner
-                .run(&request(problems[*i], buggy, limits))
+                .run(&request(problems[*i], buggy, &check_limits))
                 .is_ok_and(|r| !r.all_passed());
             ticker.tick();
             fail
