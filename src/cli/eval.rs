@@ -2,11 +2,12 @@
 //! `results.json` (DESIGN §8), optionally every trajectory.
 use super::args::EvalArgs;
 use super::context::Ctx;
-use crate::config::Method;
+use crate::config::{Method, ModelSection};
 use crate::data::loaders::load_tasks;
 use crate::eval::results::{EvalSpec, Provenance, build_commit, summarise};
 use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
-use crate::policy::{OraclePolicy, Policy};
+use crate::model::loader::load_for_inference;
+use crate::policy::{ModelPolicy, ModelPolicyConfig, OraclePolicy, Policy};
 use anyhow::Context as _;
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,10 +37,29 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = cfg.validate().first() {
         anyhow::bail!("{} = {}: {}", p.field, p.value, p.message);
     }
+    // (model file sha256, adapter) for the provenance.
+    let mut model_info = (None, None);
     let mut policy: Box<dyn Policy> = match (&args.policy, &args.model) {
         (Some(p), _) if p == "oracle" => Box::new(OraclePolicy),
         (Some(p), _) => anyhow::bail!("--policy {p:?}: the built-in policies are: oracle"),
-        (None, Some(_)) => return Ok(super::not_built("coe eval --model (model policies)")),
+        (None, Some(_)) if cfg.eval.method != Method::Coe => {
+            return Ok(super::not_built("coe eval --model --method direct|cot"));
+        }
+        (None, Some(m)) => {
+            let section = ModelSection {
+                path: m.clone(),
+                ..cfg.model.clone()
+            };
+            let loaded = load_for_inference(&section, args.adapter.as_deref())?;
+            model_info = (loaded.sha256.clone(), loaded.adapter.clone());
+            let settings = ModelPolicyConfig::new(
+                cfg.eval.temperature,
+                cfg.eval.top_p,
+                cfg.env.context_tokens,
+                cfg.seed,
+            );
+            Box::new(ModelPolicy::new(loaded, settings)?)
+        }
         (None, None) => anyhow::bail!("give --model M or --policy oracle"),
     };
     if cfg.eval.method != Method::Coe {
@@ -97,8 +117,8 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
         &episodes,
         Provenance {
             commit: build_commit().into(),
-            model_sha256: None,
-            adapter: None,
+            model_sha256: model_info.0,
+            adapter: model_info.1,
             seed: cfg.seed,
             config: ctx.origin.clone(),
             policy: policy.name(),

@@ -5,6 +5,7 @@ mod args;
 mod context;
 mod data;
 mod eval;
+mod model;
 mod step;
 mod version;
 mod workbench;
@@ -40,6 +41,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let mut ctx = context::Ctx::load(cli.config.as_deref(), &cli.device, cli.threads)?;
     match &cmd {
+        Cmd::Model(ModelCmd::Inspect {
+            model,
+            prompt,
+            top,
+            json,
+            chat,
+        }) => {
+            let args = model::InspectArgs {
+                model,
+                prompt,
+                top: *top,
+                json: *json,
+                chat: *chat,
+            };
+            return model::inspect(&ctx.config.model, &args);
+        }
         Cmd::Data(DataCmd::Validate { file }) => return data::validate(&ctx, file),
         Cmd::Data(DataCmd::Gen {
             problems,

@@ -4,8 +4,9 @@
 //! We do not run Jinja: the templates of the model families this project targets are fixed
 //! strings around each message, so each format is written out here and checked against
 //! `transformers`' `apply_chat_template` output recorded in the tokenizer fixture. A render is
-//! built as a list of segments tagged "assistant or not", and both `render` and
-//! `encode_conversation` walk that one list, so the training mask cannot drift from the text.
+//! built as a list of pieces tagged with their message and kind; `render`,
+//! `encode_conversation` and the model policy's prompt builder all walk that one list, so
+//! the training mask and the spliced prompts cannot drift from the text.
 //!
 //! Templates that add a default system prompt when the conversation has none (SmolLM2's "You
 //! are a helpful AI assistant named SmolLM…", Qwen's) are honoured: `detect` lifts the literal
@@ -58,10 +59,26 @@ impl Message {
     }
 }
 
-/// A piece of rendered text; `trained` marks assistant output (content and end of turn).
-struct Segment {
-    text: String,
-    trained: bool,
+/// What a [`Piece`] of rendered text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceKind {
+    /// Template text: headers, separators, BOS, a default system prompt.
+    Frame,
+    /// A message's content.
+    Content,
+    /// The end-of-turn marker closing a message.
+    EndOfTurn,
+}
+
+/// A piece of rendered text, tagged with the message it belongs to (`None` for text outside
+/// every message: a default system prompt, BOS, the generation prompt). Dropping a message's
+/// pieces gives exactly the render of the conversation without that message, which is what
+/// lets a caller trim old turns or splice sampled token ids in place of a content piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub text: String,
+    pub message: Option<usize>,
+    pub kind: PieceKind,
 }
 
 impl ChatFormat {
@@ -87,62 +104,65 @@ impl ChatFormat {
 
     /// The prompt text; `add_generation_prompt` opens an assistant turn at the end.
     pub fn render(&self, msgs: &[Message], add_generation_prompt: bool) -> String {
-        self.segments(msgs, add_generation_prompt)
+        self.pieces(msgs, add_generation_prompt)
             .into_iter()
             .map(|s| s.text)
             .collect()
     }
 
-    fn segments(&self, msgs: &[Message], add_generation_prompt: bool) -> Vec<Segment> {
+    /// The render as tagged pieces, in order; empty pieces are left out.
+    pub fn pieces(&self, msgs: &[Message], add_generation_prompt: bool) -> Vec<Piece> {
         let mut out = Vec::new();
-        let mut push = |text: String, trained: bool| {
+        let mut push = |text: String, message: Option<usize>, kind: PieceKind| {
             if !text.is_empty() {
-                out.push(Segment { text, trained });
+                out.push(Piece {
+                    text,
+                    message,
+                    kind,
+                });
             }
         };
         let eot = self.end_of_turn();
+        let frame = PieceKind::Frame;
         match self {
             ChatFormat::ChatMl { default_system } => {
                 if let (Some(first), Some(system)) = (msgs.first(), default_system)
                     && first.role != Role::System
                 {
-                    push(format!("<|im_start|>system\n{system}<|im_end|>\n"), false);
+                    let text = format!("<|im_start|>system\n{system}<|im_end|>\n");
+                    push(text, None, frame);
                 }
-                for m in msgs {
-                    push(format!("<|im_start|>{}\n", m.role.as_str()), false);
-                    close_turn(&mut push, m, m.content.clone(), eot, "\n");
+                for (i, m) in msgs.iter().enumerate() {
+                    push(format!("<|im_start|>{}\n", m.role.as_str()), Some(i), frame);
+                    close_turn(&mut push, i, m.content.clone(), eot, "\n");
                 }
                 if add_generation_prompt {
-                    push("<|im_start|>assistant\n".into(), false);
+                    push("<|im_start|>assistant\n".into(), None, frame);
                 }
             }
             ChatFormat::Llama3 => {
-                push("<|begin_of_text|>".into(), false);
-                for m in msgs {
-                    push(
-                        format!(
-                            "<|start_header_id|>{}<|end_header_id|>\n\n",
-                            m.role.as_str()
-                        ),
-                        false,
+                push("<|begin_of_text|>".into(), None, frame);
+                for (i, m) in msgs.iter().enumerate() {
+                    let header = format!(
+                        "<|start_header_id|>{}<|end_header_id|>\n\n",
+                        m.role.as_str()
                     );
+                    push(header, Some(i), frame);
                     // The template trims each message.
-                    close_turn(&mut push, m, m.content.trim().to_string(), eot, "");
+                    close_turn(&mut push, i, m.content.trim().to_string(), eot, "");
                 }
                 if add_generation_prompt {
-                    push(
-                        "<|start_header_id|>assistant<|end_header_id|>\n\n".into(),
-                        false,
-                    );
+                    let header = "<|start_header_id|>assistant<|end_header_id|>\n\n";
+                    push(header.into(), None, frame);
                 }
             }
             ChatFormat::Plain => {
-                for m in msgs {
-                    push(format!("{}: ", plain_label(m.role)), false);
-                    close_turn(&mut push, m, m.content.clone(), eot, "");
+                for (i, m) in msgs.iter().enumerate() {
+                    push(format!("{}: ", plain_label(m.role)), Some(i), frame);
+                    close_turn(&mut push, i, m.content.clone(), eot, "");
                 }
                 if add_generation_prompt {
-                    push("Assistant: ".into(), false);
+                    push("Assistant: ".into(), None, frame);
                 }
             }
         }
@@ -150,19 +170,17 @@ impl ChatFormat {
     }
 }
 
-/// Content, end-of-turn marker and separator of one message; the first two are what an
-/// assistant turn is trained on.
+/// Content, end-of-turn marker and separator of message `i`.
 fn close_turn(
-    push: &mut impl FnMut(String, bool),
-    m: &Message,
+    push: &mut impl FnMut(String, Option<usize>, PieceKind),
+    i: usize,
     content: String,
     eot: &str,
     separator: &str,
 ) {
-    let trained = m.role == Role::Assistant;
-    push(content, trained);
-    push(eot.to_string(), trained);
-    push(separator.to_string(), false);
+    push(content, Some(i), PieceKind::Content);
+    push(eot.to_string(), Some(i), PieceKind::EndOfTurn);
+    push(separator.to_string(), Some(i), PieceKind::Frame);
 }
 
 fn plain_label(role: Role) -> &'static str {
@@ -209,10 +227,16 @@ pub fn encode_conversation(
 ) -> Result<(Vec<u32>, Vec<bool>), TokenizerError> {
     let mut ids = Vec::new();
     let mut mask = Vec::new();
-    for segment in fmt.segments(msgs, false) {
-        let piece = tok.encode(&segment.text, false)?;
-        mask.extend(std::iter::repeat_n(segment.trained, piece.len()));
-        ids.extend(piece);
+    for piece in fmt.pieces(msgs, false) {
+        // Assistant output is the content and its end-of-turn marker, not the frame.
+        let trained = piece.kind != PieceKind::Frame
+            && piece
+                .message
+                .and_then(|i| msgs.get(i))
+                .is_some_and(|m| m.role == Role::Assistant);
+        let piece_ids = tok.encode(&piece.text, false)?;
+        mask.extend(std::iter::repeat_n(trained, piece_ids.len()));
+        ids.extend(piece_ids);
     }
     Ok((ids, mask))
 }
@@ -298,5 +322,41 @@ mod tests {
             "User:  q \nAssistant: a\nAssistant: "
         );
         assert_eq!(ChatFormat::Plain.end_of_turn(), "\n");
+    }
+
+    #[test]
+    fn pieces_of_a_message_are_exactly_its_share_of_the_render() {
+        let msgs = [
+            Message::new(Role::User, "u0"),
+            Message::new(Role::Assistant, "a0"),
+            Message::new(Role::User, "u1"),
+            Message::new(Role::Assistant, "a1"),
+            Message::new(Role::User, "u2"),
+        ];
+        for fmt in [smollm2(), ChatFormat::Llama3, ChatFormat::Plain] {
+            let pieces = fmt.pieces(&msgs, true);
+            // Dropping messages 1 and 2 leaves the render of [u0, a1, u2].
+            let kept: String = pieces
+                .iter()
+                .filter(|p| !matches!(p.message, Some(1 | 2)))
+                .map(|p| p.text.as_str())
+                .collect();
+            let fewer = [msgs[0].clone(), msgs[3].clone(), msgs[4].clone()];
+            assert_eq!(kept, fmt.render(&fewer, true), "{fmt:?}");
+            let content: Vec<&str> = pieces
+                .iter()
+                .filter(|p| p.kind == PieceKind::Content)
+                .map(|p| p.text.as_str())
+                .collect();
+            assert_eq!(content, ["u0", "a0", "u1", "a1", "u2"], "{fmt:?}");
+            let eot = pieces
+                .iter()
+                .filter(|p| p.kind == PieceKind::EndOfTurn)
+                .map(|p| (p.message, p.text.as_str()));
+            assert!(
+                eot.eq((0..5).map(|i| (Some(i), fmt.end_of_turn()))),
+                "{fmt:?}"
+            );
+        }
     }
 }

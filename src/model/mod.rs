@@ -9,6 +9,7 @@ pub mod gguf;
 pub mod gguf_names;
 pub mod kv_cache;
 pub mod llama;
+pub mod loader;
 pub mod lora;
 pub mod rope;
 pub mod safetensors_io;

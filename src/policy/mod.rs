@@ -4,10 +4,13 @@
 //! a person on stdin, and the in-process model; an OpenAI-compatible HTTP
 //! endpoint fits the same trait (it returns texts, token ids when the server
 //! reports them).
+pub mod conversation;
 mod human;
+pub mod model;
 mod oracle;
 
 pub use human::HumanPolicy;
+pub use model::{ModelPolicy, ModelPolicyConfig};
 pub use oracle::OraclePolicy;
 
 use crate::data::task::Task;

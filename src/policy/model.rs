@@ -1,0 +1,221 @@
+//! The in-process model policy: a Llama on libtorch proposes one command per live episode,
+//! all episodes of a round decoded together.
+//!
+//! Each query's prompt is built by [`prompt_ids`] (earlier replies spliced in as their
+//! sampled ids, old turns dropped whole past the context budget). Generation stops at an
+//! end-of-turn token or at the first token whose text contains a newline — a command is one
+//! line — and the reply keeps every sampled id, the stop token included, with its
+//! log-probability, because RL trains on exactly those ids. Sampling is seeded: the same
+//! seed and the same sequence of queries give the same replies, and a row's reply does not
+//! depend on which other rows share its batch (see `model::generate`).
+//!
+//! Prompts are decoded in consecutive micro-batches bounded by a token budget, since a
+//! batch's prefill memory grows with rows × longest prompt; the per-row random streams are
+//! drawn in query order, so the split does not change any reply.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::conversation::{PromptIds, prompt_ids};
+use super::{Policy, PolicyError, Proposal, Query};
+use crate::model::generate::{FinishReason, GenParams, GenerateError, Generated, generate};
+use crate::model::loader::LoadedModel;
+use crate::model::sampling::SamplingParams;
+use crate::model::tokenizer::TokenizerError;
+
+/// Replies longer than this many tokens are cut: a DSL command is one line, and 64 tokens
+/// cover a long source line with room to spare.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 64;
+/// Rows × longest prompt per prefill: bounds the attention scores' memory on the CPU.
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16_384;
+
+/// How the policy samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPolicyConfig {
+    pub sampling: SamplingParams,
+    pub max_new_tokens: usize,
+    /// The model's context for one turn: prompt plus reply (`env.context_tokens`).
+    pub context_tokens: usize,
+    pub max_batch_tokens: usize,
+    pub seed: u64,
+}
+
+impl ModelPolicyConfig {
+    /// Sampling at `temperature` / `top_p` with the default lengths.
+    pub fn new(temperature: f64, top_p: f64, context_tokens: usize, seed: u64) -> Self {
+        ModelPolicyConfig {
+            sampling: SamplingParams {
+                temperature,
+                top_k: 0,
+                top_p,
+            },
+            max_new_tokens: DEFAULT_MAX_NEW_TOKENS,
+            context_tokens,
+            max_batch_tokens: DEFAULT_MAX_BATCH_TOKENS,
+            seed,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelPolicyError {
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    #[error(
+        "max_new_tokens {max_new_tokens} leaves no room for a prompt in a context of {context_tokens} tokens"
+    )]
+    NoRoom {
+        max_new_tokens: usize,
+        context_tokens: usize,
+    },
+}
+
+impl From<ModelPolicyError> for PolicyError {
+    fn from(e: ModelPolicyError) -> Self {
+        PolicyError::Other(format!("model policy: {e}"))
+    }
+}
+
+pub struct ModelPolicy {
+    loaded: LoadedModel,
+    cfg: ModelPolicyConfig,
+    rng: ChaCha8Rng,
+    params: GenParams,
+}
+
+impl ModelPolicy {
+    pub fn new(loaded: LoadedModel, cfg: ModelPolicyConfig) -> Result<Self, ModelPolicyError> {
+        cfg.sampling
+            .validate()
+            .map_err(|e| ModelPolicyError::Generate(e.into()))?;
+        if cfg.max_new_tokens == 0 || cfg.max_new_tokens >= cfg.context_tokens {
+            return Err(ModelPolicyError::NoRoom {
+                max_new_tokens: cfg.max_new_tokens,
+                context_tokens: cfg.context_tokens,
+            });
+        }
+        let tok = &loaded.tokenizer;
+        // Ids whose text holds a newline end a command; precomputed once over the vocabulary.
+        let mut newline = vec![false; loaded.model.config().vocab_size];
+        for (id, slot) in (0u32..).zip(newline.iter_mut()) {
+            *slot = tok.decode(&[id])?.contains('\n');
+        }
+        let newline = Arc::new(newline);
+        let params = GenParams {
+            max_new_tokens: cfg.max_new_tokens,
+            sampling: cfg.sampling.clone(),
+            stop_ids: tok.eot_ids.clone(),
+            stop_rule: Some(Arc::new(move |id: u32| {
+                newline.get(id as usize).copied().unwrap_or(false)
+            })),
+        };
+        Ok(ModelPolicy {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            loaded,
+            cfg,
+            params,
+        })
+    }
+
+    pub fn loaded(&self) -> &LoadedModel {
+        &self.loaded
+    }
+
+    /// For switching adapters or loading new LoRA weights between rounds (RL).
+    pub fn loaded_mut(&mut self) -> &mut LoadedModel {
+        &mut self.loaded
+    }
+
+    pub fn into_loaded(self) -> LoadedModel {
+        self.loaded
+    }
+
+    pub fn config(&self) -> &ModelPolicyConfig {
+        &self.cfg
+    }
+
+    /// The prompt the model sees for `q`.
+    pub fn prompt_for(&self, q: &Query<'_>) -> Result<PromptIds, ModelPolicyError> {
+        let budget = self.cfg.context_tokens - self.cfg.max_new_tokens;
+        Ok(prompt_ids(
+            &self.loaded.tokenizer,
+            &self.loaded.chat,
+            q.history,
+            q.observation,
+            budget,
+        )?)
+    }
+
+    /// Samples one reply per prompt.
+    pub fn generate_replies(
+        &mut self,
+        prompts: &[Vec<u32>],
+    ) -> Result<Vec<Proposal>, ModelPolicyError> {
+        let mut out = Vec::with_capacity(prompts.len());
+        let mut start = 0;
+        while start < prompts.len() {
+            let mut end = start + 1;
+            let mut width = prompts.get(start).map_or(0, Vec::len);
+            while let Some(next) = prompts.get(end) {
+                let w = width.max(next.len());
+                if w * (end + 1 - start) > self.cfg.max_batch_tokens {
+                    break;
+                }
+                width = w;
+                end += 1;
+            }
+            let chunk = prompts.get(start..end).unwrap_or_default();
+            for g in generate(&self.loaded.model, chunk, &self.params, &mut self.rng)? {
+                out.push(self.reply(g)?);
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// The command text of a generation: without an end-of-turn stop token, cut at the first
+    /// newline. The ids and log-probabilities are kept whole.
+    fn reply(&self, g: Generated) -> Result<Proposal, TokenizerError> {
+        let tok = &self.loaded.tokenizer;
+        let mut shown = g.ids.as_slice();
+        if g.finished_by == FinishReason::Stop
+            && let Some((&last, rest)) = shown.split_last()
+            && tok.is_end_of_turn(last)
+        {
+            shown = rest;
+        }
+        let text = tok.decode(shown)?;
+        let line = text.split('\n').next().unwrap_or_default().to_string();
+        Ok(Proposal {
+            text: line,
+            token_ids: g.ids,
+            logprobs: g.logprobs,
+            person: false,
+        })
+    }
+}
+
+impl Policy for ModelPolicy {
+    fn name(&self) -> String {
+        match &self.loaded.adapter {
+            Some(a) => format!("{} + {a}", self.loaded.path),
+            None => self.loaded.path.clone(),
+        }
+    }
+
+    fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
+        let mut prompts = Vec::with_capacity(queries.len());
+        for q in queries {
+            let p = self.prompt_for(q).map_err(|e| PolicyError::Task {
+                task: q.task.id.clone(),
+                message: e.to_string(),
+            })?;
+            prompts.push(p.ids);
+        }
+        Ok(self.generate_replies(&prompts)?)
+    }
+}
