@@ -6,6 +6,7 @@
 //! them; `model` is the Llama policy on libtorch; `protocol` the events that
 //! cross threads and go to disk; `config` the RON configuration; `cli` the
 //! `coe` command.
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
