@@ -1,6 +1,7 @@
 //! `coe bench <what>`: the project's own benchmarks. Each prints one JSON object
 //! on stdout (machine-readable) and a short summary on stderr, and measures its
 //! baseline in the same run on the same machine.
+mod decode;
 mod env;
 mod sandbox;
 mod stats;
@@ -9,13 +10,25 @@ use crate::config::Config;
 use std::path::Path;
 
 /// The benchmarks that exist, for help and errors.
-pub const KNOWN: &[&str] = &["sandbox", "env"];
+pub const KNOWN: &[&str] = &["sandbox", "env", "decode"];
+
+/// Batch sizes `coe bench decode` measures unless `--batch` names others.
+pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
 
 /// Runs a benchmark by name and returns its JSON result.
-pub fn run(what: &str, cfg: &Config) -> anyhow::Result<serde_json::Value> {
+/// `batches` applies to `decode` (empty: [`DECODE_BATCHES`]).
+pub fn run(what: &str, cfg: &Config, batches: &[usize]) -> anyhow::Result<serde_json::Value> {
     match what {
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),
+        "decode" => {
+            let batches = if batches.is_empty() {
+                DECODE_BATCHES
+            } else {
+                batches
+            };
+            decode::run(&cfg.model.path, cfg.model.threads, batches, 251, 16)
+        }
         other => anyhow::bail!("unknown benchmark {other:?}; known: {}", KNOWN.join(", ")),
     }
 }
@@ -42,9 +55,16 @@ pub fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_default();
+    let load = load_average().map_or_else(|| "unknown".into(), |l| format!("{l:.2}"));
     format!("{cpu}, {cores} cores, load {load} at start")
+}
+
+/// The 1-minute load average.
+pub(crate) fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

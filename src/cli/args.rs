@@ -55,6 +55,9 @@ pub enum Cmd {
         /// Write the JSON result here as well as to stdout.
         #[arg(long, value_name = "F")]
         out: Option<PathBuf>,
+        /// Batch sizes for `decode`, comma-separated (default 1,8,32).
+        #[arg(long, value_delimiter = ',', value_name = "N,…")]
+        batch: Vec<usize>,
     },
 }
 

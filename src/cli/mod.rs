@@ -66,8 +66,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => return data::generate(&ctx, problems, out, *seed, *per_problem),
         Cmd::Step(args) => return step::run(&ctx, args),
         Cmd::Eval(args) => return eval::run(&mut ctx, args),
-        Cmd::Bench { what, out } => {
-            let value = crate::bench::run(what, &ctx.config)?;
+        Cmd::Bench { what, out, batch } => {
+            let value = crate::bench::run(what, &ctx.config, batch)?;
             crate::bench::emit(&value, out.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }
