@@ -1,5 +1,6 @@
 //! Running episodes in bulk and scoring them: the rollout loop shared by
 //! evaluation and RL, pass@k and the turn curve, and `results.json`.
+pub mod answer;
 pub mod metrics;
 pub mod results;
 pub mod rollout;
