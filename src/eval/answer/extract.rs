@@ -6,9 +6,11 @@
 //! 1. the last fenced block tagged `python`, `py`, `python3` or untagged, with content
 //!    (an unterminated block at the end counts: a budget cut is the model's failure to
 //!    score, not a reason to call the reply empty);
-//! 2. otherwise a bare program: from the first line that starts at column 0 like Python
-//!    code (`def`, `class`, `import`, `from … import`, `async def`, a decorator) to the end;
-//! 3. otherwise none — the reply holds no program (an invalid answer).
+//! 2. in a reply without any fence, a bare program: from the first line that starts at
+//!    column 0 like Python code (`def`, `class`, `import`, `from … import`, `async def`, a
+//!    decorator) to the end;
+//! 3. otherwise none — the reply holds no program (an invalid answer). A reply that fences
+//!    only other languages, or only empty blocks, holds none either.
 //!
 //! The program comes back with CRLF normalised, its common indentation removed (a fence
 //! inside a list item is indented), without leading or trailing blank lines, and ending in
@@ -18,9 +20,12 @@
 pub fn extract_program(reply: &str) -> Option<String> {
     let text = reply.replace("\r\n", "\n");
     let lines: Vec<&str> = text.split('\n').collect();
-    last_fenced_block(&lines)
-        .or_else(|| bare_program(&lines))
-        .and_then(|block| tidy(&block))
+    let block = if lines.iter().any(|l| opening(l).is_some()) {
+        last_fenced_block(&lines)
+    } else {
+        bare_program(&lines)
+    };
+    block.and_then(|b| tidy(&b))
 }
 
 /// A backtick fence longer than any run of backticks in `code` (at least three).

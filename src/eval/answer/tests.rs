@@ -152,6 +152,12 @@ fn extraction_table() {
         ("empty fence", "```python\n```", None),
         ("only other language", "```text\ndef f():\n```", None),
         ("inline triple ticks", "use ```x``` here", None),
+        ("inline ticks at line start", "```x``` is not a fence", None),
+        (
+            "no bare fallback once fences are used",
+            "```text\nout\n```\ndef f():\n    return 1",
+            None,
+        ),
         ("garbage bytes", "\u{fffd}\u{0}ab`` c", None),
     ];
     for (name, reply, want) in cases {
