@@ -15,5 +15,7 @@ pub mod eval;
 pub mod model;
 pub mod policy;
 pub mod protocol;
+pub mod runtime;
 pub mod sandbox;
+pub mod train;
 pub mod util;

@@ -63,12 +63,21 @@ fn malformed_config_names_the_line_without_panicking() {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so_and_exit_2() {
-    coe()
+fn train_without_data_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("coe").unwrap();
+    c.current_dir(dir.path())
         .args(["train", "sft"])
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("not built yet"));
+        .code(1)
+        .stderr(predicate::str::contains("sft.train is empty"))
+        .stderr(predicate::str::contains("panicked").not());
+    let mut c = Command::cargo_bin("coe").unwrap();
+    c.current_dir(dir.path())
+        .args(["train", "rl", "--resume"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("holds no run to resume"));
 }
 
 #[test]

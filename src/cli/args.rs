@@ -74,6 +74,13 @@ pub enum DataCmd {
         /// Tasks generated per problem.
         #[arg(long, value_name = "K", default_value_t = 4)]
         per_problem: usize,
+        /// Corruption operators that may be drawn, comma-separated (default: all), e.g.
+        /// `swap_comparison,swap_arithmetic` for a narrow bug family.
+        #[arg(long, value_delimiter = ',', value_name = "OP,…")]
+        operators: Vec<String>,
+        /// Most operators applied to one program (1–5).
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        max_ops: usize,
     },
     /// Check a task file: schema ok, reference passes, buggy code fails; exit 1 on any bad line.
     Validate {
@@ -152,6 +159,27 @@ pub struct StepArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCmd {
+    /// Write a small random Llama (HF directory) with another model's tokenizer and template,
+    /// for smoke runs and tests on the CPU.
+    Tiny {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The GGUF model whose tokenizer and chat template to use.
+        #[arg(long, value_name = "M", default_value = "default")]
+        tokenizer_from: String,
+        #[arg(long, default_value_t = 4)]
+        layers: usize,
+        #[arg(long, default_value_t = 128)]
+        hidden: usize,
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        #[arg(long, default_value_t = 2)]
+        kv_heads: usize,
+        #[arg(long, default_value_t = 384)]
+        intermediate: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Prompt token ids and the top-K next tokens.
     Inspect {
         #[arg(long, value_name = "M")]

@@ -1,5 +1,6 @@
 //! `coe data …`: validate task files (gen and sample-bugs follow).
 use super::context::Ctx;
+use crate::data::corrupt::{CorruptConfig, Operator};
 use crate::data::validate::validate_file;
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,12 +31,40 @@ pub fn validate(ctx: &Ctx, file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `coe data gen`: writes `{train,valid,test}.{tasks,demos,direct,cot}.jsonl` and `stats.json`.
+/// The corruption settings of `--operators` / `--max-ops`, with unknown names refused.
+pub fn corrupt_config(operators: &[String], max_ops: usize) -> anyhow::Result<CorruptConfig> {
+    anyhow::ensure!(
+        (1..=5).contains(&max_ops),
+        "--max-ops {max_ops}: expected 1 to 5"
+    );
+    let mut cfg = CorruptConfig {
+        max_ops,
+        ..CorruptConfig::default()
+    };
+    if !operators.is_empty() {
+        cfg.operators = operators
+            .iter()
+            .map(|name| {
+                Operator::from_name(name).ok_or_else(|| {
+                    let known: Vec<&str> = Operator::ALL.iter().map(|o| o.name()).collect();
+                    anyhow::anyhow!(
+                        "--operators: unknown operator {name:?}; known: {}",
+                        known.join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    Ok(cfg)
+}
+
 pub fn generate(
     ctx: &Ctx,
     problems: &Path,
     out: &Path,
     seed: u64,
     per_problem: usize,
+    corrupt: CorruptConfig,
 ) -> anyhow::Result<ExitCode> {
     use crate::data::{jsonl, loaders, split::Split, stats, synth};
     use anyhow::Context as _;
@@ -52,7 +81,7 @@ pub fn generate(
     let opts = synth::GenOptions {
         seed,
         per_problem,
-        corrupt: Default::default(),
+        corrupt,
         threads: ctx.step_threads(&pool) + 1,
     };
     eprintln!(

@@ -7,6 +7,7 @@ mod data;
 mod eval;
 mod model;
 mod step;
+mod train;
 mod version;
 mod workbench;
 
@@ -57,14 +58,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return model::inspect(&ctx.config.model, &args);
         }
+        Cmd::Model(ModelCmd::Tiny {
+            out,
+            tokenizer_from,
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            intermediate,
+            seed,
+        }) => {
+            let shape = crate::model::tiny::TinyShape {
+                layers: *layers,
+                hidden: *hidden,
+                heads: *heads,
+                kv_heads: *kv_heads,
+                intermediate: *intermediate,
+            };
+            let n = crate::model::tiny::create(out, tokenizer_from, shape, *seed)?;
+            eprintln!("wrote a {n}-parameter model to {}", out.display());
+            return Ok(ExitCode::SUCCESS);
+        }
         Cmd::Data(DataCmd::Validate { file }) => return data::validate(&ctx, file),
         Cmd::Data(DataCmd::Gen {
             problems,
             out,
             seed,
             per_problem,
-        }) => return data::generate(&ctx, problems, out, *seed, *per_problem),
+            operators,
+            max_ops,
+        }) => {
+            let corrupt = data::corrupt_config(operators, *max_ops)?;
+            return data::generate(&ctx, problems, out, *seed, *per_problem, corrupt);
+        }
         Cmd::Step(args) => return step::run(&ctx, args),
+        Cmd::Train(TrainCmd::Sft { resume }) => {
+            return train::run(&ctx, crate::protocol::JobKind::Sft, *resume);
+        }
+        Cmd::Train(TrainCmd::Rl { resume }) => {
+            return train::run(&ctx, crate::protocol::JobKind::Rl, *resume);
+        }
         Cmd::Eval(args) => return eval::run(&mut ctx, args),
         Cmd::Bench { what, out, batch } => {
             let value = crate::bench::run(what, &ctx.config, batch)?;
@@ -83,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Eval(_) => "coe eval",
         Cmd::Step(_) => "coe step",
         Cmd::Model(ModelCmd::Inspect { .. }) => "coe model inspect",
+        Cmd::Model(ModelCmd::Tiny { .. }) => "coe model tiny",
         Cmd::Bench { .. } => "coe bench",
     };
     Ok(not_built(what))

@@ -198,6 +198,10 @@ pub struct SftSection {
     pub checkpoint_every: usize,
     /// Checkpoints kept; older ones are deleted.
     pub keep_last: usize,
+    /// Held-out tasks used per periodic evaluation (the first ones of `valid`).
+    pub eval_tasks: usize,
+    /// Rows × longest sequence per forward pass; bounds activation memory.
+    pub max_batch_tokens: usize,
 }
 
 impl Default for SftSection {
@@ -216,6 +220,8 @@ impl Default for SftSection {
             eval_every: 100,
             checkpoint_every: 100,
             keep_last: 3,
+            eval_tasks: 32,
+            max_batch_tokens: 16_384,
         }
     }
 }
@@ -238,6 +244,14 @@ pub struct RlSection {
     pub temperature: f64,
     pub checkpoint_every: usize,
     pub keep_last: usize,
+    /// Held-out tasks for periodic greedy evaluation.
+    pub valid: Option<String>,
+    pub eval_every: usize,
+    pub eval_tasks: usize,
+    /// Gradient steps on each batch of episodes (1: the ratio is 1 and the clip inactive).
+    pub ppo_epochs: usize,
+    pub clip_norm: f64,
+    pub max_batch_tokens: usize,
 }
 
 impl Default for RlSection {
@@ -254,6 +268,12 @@ impl Default for RlSection {
             temperature: 1.0,
             checkpoint_every: 20,
             keep_last: 3,
+            valid: None,
+            eval_every: 20,
+            eval_tasks: 32,
+            ppo_epochs: 1,
+            clip_norm: 1.0,
+            max_batch_tokens: 16_384,
         }
     }
 }
@@ -417,6 +437,8 @@ impl Config {
         }
         at_least_one(&mut p, "sft.checkpoint_every", s.checkpoint_every);
         at_least_one(&mut p, "sft.keep_last", s.keep_last);
+        at_least_one(&mut p, "sft.eval_every", s.eval_every);
+        at_least_one(&mut p, "sft.max_batch_tokens", s.max_batch_tokens);
         let r = &self.rl;
         if r.group_size < 2 {
             p.push(Problem::new(
@@ -435,6 +457,10 @@ impl Config {
         positive(&mut p, "rl.temperature", r.temperature);
         at_least_one(&mut p, "rl.checkpoint_every", r.checkpoint_every);
         at_least_one(&mut p, "rl.keep_last", r.keep_last);
+        at_least_one(&mut p, "rl.eval_every", r.eval_every);
+        at_least_one(&mut p, "rl.ppo_epochs", r.ppo_epochs);
+        positive(&mut p, "rl.clip_norm", r.clip_norm);
+        at_least_one(&mut p, "rl.max_batch_tokens", r.max_batch_tokens);
         if !["dark", "light", "high-contrast"].contains(&self.ui.theme.as_str()) {
             p.push(Problem::new(
                 "ui.theme",

@@ -14,5 +14,6 @@ pub mod lora;
 pub mod rope;
 pub mod safetensors_io;
 pub mod sampling;
+pub mod tiny;
 pub mod tokenizer;
 pub mod weights;

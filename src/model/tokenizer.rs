@@ -233,6 +233,16 @@ impl CoeTokenizer {
         }
     }
 
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
+        self.inner
+            .save(path, false)
+            .map_err(|e| TokenizerError::File {
+                path: path.to_path_buf(),
+                problem: e.to_string(),
+            })
+    }
+
     /// Token ids of `text`. Special tokens written in the text (`<|im_start|>`) become their
     /// ids; `add_special` adds the BOS/EOS the model expects around a whole input.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, TokenizerError> {

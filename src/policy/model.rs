@@ -140,14 +140,40 @@ impl ModelPolicy {
 
     /// The prompt the model sees for `q`.
     pub fn prompt_for(&self, q: &Query<'_>) -> Result<PromptIds, ModelPolicyError> {
+        self.prompt_from(q.history, q.observation)
+    }
+
+    /// The prompt for the turn after `history` whose user message is `observation` — what
+    /// [`ModelPolicy::prompt_for`] built when that turn was sampled (RL rebuilds it to train).
+    pub fn prompt_from(
+        &self,
+        history: &[(String, Proposal)],
+        observation: &str,
+    ) -> Result<PromptIds, ModelPolicyError> {
         let budget = self.cfg.context_tokens - self.cfg.max_new_tokens;
         Ok(prompt_ids(
             &self.loaded.tokenizer,
             &self.loaded.chat,
-            q.history,
-            q.observation,
+            history,
+            observation,
             budget,
         )?)
+    }
+
+    /// Switches sampling (greedy for evaluation, a temperature for rollouts).
+    pub fn set_sampling(&mut self, sampling: SamplingParams) -> Result<(), ModelPolicyError> {
+        sampling
+            .validate()
+            .map_err(|e| ModelPolicyError::Generate(e.into()))?;
+        self.params.sampling = sampling.clone();
+        self.cfg.sampling = sampling;
+        Ok(())
+    }
+
+    /// Restarts the random stream, e.g. from (seed, step) so a resumed run samples as the
+    /// uninterrupted one would have.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
     /// Samples one reply per prompt.
