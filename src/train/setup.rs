@@ -76,6 +76,8 @@ pub fn prepare(
         Some(dir) => read_adapter_config(dir)?,
         None => lora.clone(),
     };
+    // Fresh adapters draw LoRA A from torch's generator: seed it so a run is reproducible.
+    tch::manual_seed(super::step_seed(cfg.seed, 0, 0) as i64);
     let mut loaded = load_model(
         &cfg.model.path,
         device,
