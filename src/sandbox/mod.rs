@@ -1,7 +1,7 @@
 //! The sandbox: runs untrusted, model-written Python against a task's tests and
 //! reports every test separately (DESIGN §2.4).
 //!
-//! A pool of warm Python fork-servers (`worker.py`) sits behind [`SandboxPool`]:
+//! A pool of warm Python fork-servers (`worker/*.py`) sits behind [`SandboxPool`]:
 //! namespaces, mounts and imports are paid once per worker, so a run costs one
 //! `fork` plus the tests. The Rust side only speaks JSON lines to the workers,
 //! enforces an outer deadline, and replaces a worker that dies or hangs.

@@ -14,7 +14,7 @@ use super::config::{SandboxConfig, validate_limits};
 use super::error::SandboxError;
 use super::protection::Protection;
 use super::types::{RunReport, RunRequest};
-use super::worker::{Starting, Worker};
+use super::worker::{Starting, Worker, sweep_uids};
 
 /// Head-room over the run timeout before a silent worker counts as hung.
 const REPLY_MARGIN_S: f64 = 3.0;
@@ -158,7 +158,8 @@ impl SandboxPool {
 }
 
 impl Drop for SandboxPool {
-    /// Lets every server clean up (in parallel), then kills whatever is left.
+    /// Lets every server clean up (in parallel), then kills whatever is left; without
+    /// namespaces a last sweep removes what a killed server could not.
     fn drop(&mut self) {
         let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(PoisonError::into_inner));
         let mut workers: Vec<Worker> = slots
@@ -169,12 +170,20 @@ impl Drop for SandboxPool {
             })
             .collect();
         workers.iter_mut().for_each(Worker::close_input);
-        let deadline = Instant::now() + Duration::from_millis(500);
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
         for w in &mut workers {
             w.wait_exit(deadline);
         }
+        drop(workers);
+        if let (false, Some((first, last))) = (self.protection.namespaces, self.protection.run_uids)
+        {
+            sweep_uids(&self.python, (first..=last).collect());
+        }
     }
 }
+
+/// How long a dropped pool lets its servers clean up before killing them.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
 /// Run uids a machine's pools are spread over, above `unprivileged_uid_base`.
 pub(crate) const UID_SPAN: u32 = 16384;
@@ -209,6 +218,9 @@ fn protection_of(worker: &Worker, first_uid: u32, size: usize) -> Protection {
         private_tmp: h.private_tmp,
         private_proc: h.private_proc,
         read_only_root: h.read_only_root,
+        host_dirs_hidden: h.host_dirs_hidden,
+        syscall_filter: h.syscall_filter,
+        sysv_ipc_off: h.sysv_ipc_off,
         run_uids: h.run_uid.map(|first| (first, last)),
         notes: h.notes.clone(),
     }

@@ -1,4 +1,4 @@
-//! The JSON-lines protocol between the pool and a `worker.py` process: one
+//! The JSON-lines protocol between the pool and a worker process (`worker/*.py`): one
 //! greeting after set-up, then strictly one reply per request, matched by id.
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,10 @@ pub(crate) struct WorkerArgs {
     pub isolation: Isolation,
     /// The uid/gid task code drops to when the worker runs as root.
     pub uid: u32,
+    /// Instead of serving: kill these uids' processes, remove their files and IPC
+    /// objects, then exit (the last clean-up of a pool without namespaces).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<u32>,
 }
 
 /// The first line a worker writes: what it set up, or why it could not.
@@ -29,10 +33,19 @@ pub(crate) struct Hello {
     pub private_tmp: bool,
     pub private_proc: bool,
     pub read_only_root: bool,
+    #[serde(default)]
+    pub host_dirs_hidden: bool,
+    #[serde(default)]
+    pub syscall_filter: bool,
+    #[serde(default)]
+    pub sysv_ipc_off: bool,
     pub run_uid: Option<u32>,
     pub notes: Vec<String>,
     /// The fork-server's pid as the host sees it (a grandchild when namespaced).
     pub server_pid: i32,
+    /// Without a private /tmp: the host directory holding the run directories.
+    #[serde(default)]
+    pub scratch_base: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +123,7 @@ mod tests {
         let args = WorkerArgs {
             isolation: Isolation::Namespaces,
             uid: 61003,
+            sweep: Vec::new(),
         };
         assert_eq!(
             serde_json::to_string(&args).unwrap(),

@@ -1,4 +1,4 @@
-//! One resident `worker.py` process as the pool sees it: start it, wait for its
+//! One resident worker (`worker/*.py`) process as the pool sees it: start it, wait for its
 //! greeting, send a run and wait (with a deadline) for the reply, kill it.
 //!
 //! The fork-server may be a grandchild (PID 1 of its own pid namespace); a pidfd
@@ -16,8 +16,15 @@ use super::line_reader::{LineError, LineReader};
 use super::protocol::{Greeting, Hello, WireReply, WireRequest, WorkerArgs};
 use super::types::{RunReport, RunRequest};
 
-/// The fork-server, embedded so the binary needs no file beside it.
-const WORKER_SOURCE: &str = include_str!("worker.py");
+/// The fork-server, embedded so the binary needs no file beside it. One Python
+/// program kept in five files by concern; `python -c` runs their concatenation.
+const WORKER_SOURCE: &str = concat!(
+    include_str!("worker/setup.py"),
+    include_str!("worker/confine.py"),
+    include_str!("worker/seccomp.py"),
+    include_str!("worker/server.py"),
+    include_str!("worker/child.py"),
+);
 
 /// Interpreter start, imports and namespace set-up, on a busy machine.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,26 +58,16 @@ impl Starting {
         uid: u32,
         slot: usize,
     ) -> Result<Self, SandboxError> {
-        let args = serde_json::to_string(&WorkerArgs { isolation, uid }).map_err(|e| {
-            SandboxError::Setup {
-                slot,
-                message: e.to_string(),
-            }
-        })?;
-        // A cleared environment: nothing of ours (tokens, keys) reaches task code, and
-        // PYTHONHASHSEED makes set and dict-of-str orders reproducible across runs.
-        let child = Command::new(python)
-            .args(["-S", "-B", "-c", WORKER_SOURCE, &args])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("LANG", "C.UTF-8")
-            .env("PYTHONHASHSEED", "0")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .current_dir("/")
+        let args = WorkerArgs {
+            isolation,
+            uid,
+            sweep: Vec::new(),
+        };
+        let child = worker_command(python, &args)
+            .map_err(|message| SandboxError::Setup { slot, message })?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .process_group(0)
             .spawn()
             .map_err(|source| SandboxError::Spawn {
                 python: python.display().to_string(),
@@ -246,12 +243,50 @@ impl Worker {
             // SAFETY: one valid pollfd; a pidfd turns readable once the process is gone.
             unsafe { libc::poll(&mut fds, 1, 2000) };
         }
+        // The server removes its run directories on a clean exit; not when killed.
+        if let Some(base) = self.hello.scratch_base.take() {
+            let _ = std::fs::remove_dir_all(base);
+        }
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The worker's command line. A cleared environment: nothing of ours (tokens, keys)
+/// reaches task code, and PYTHONHASHSEED makes set and dict-of-str orders reproducible.
+fn worker_command(python: &Path, args: &WorkerArgs) -> Result<Command, String> {
+    let args = serde_json::to_string(args).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(python);
+    cmd.args(["-S", "-B", "-c", WORKER_SOURCE, &args])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONHASHSEED", "0")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir("/")
+        .process_group(0);
+    Ok(cmd)
+}
+
+/// Without namespaces, the last clean-up of a pool: kill whatever still runs as one of
+/// `uids` and remove their files in the host's temp dirs and their IPC objects (the
+/// worker's own clean-up does this too, unless the worker was killed first).
+pub(crate) fn sweep_uids(python: &Path, uids: Vec<u32>) {
+    let args = WorkerArgs {
+        isolation: Isolation::None,
+        uid: 0,
+        sweep: uids,
+    };
+    if let Ok(mut cmd) = worker_command(python, &args) {
+        let _ = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

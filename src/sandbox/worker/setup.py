@@ -1,0 +1,115 @@
+# chain-of-edits sandbox worker: a resident fork-server for untrusted test runs.
+#
+# Started by the Rust pool as `python -S -B -c <this source> <config json>` with a
+# cleared environment; speaks JSON lines: one greeting, then one reply per request.
+# One program in five files, concatenated in this order: setup.py (imports, constants,
+# helpers, server set-up), confine.py (namespaces, mounts, IPC), seccomp.py (the
+# syscall filter), server.py (the fork-server loop), child.py (the run child).
+#
+# Namespaces are entered once per worker, not per run: the first process unshares
+# pid+net+mount+ipc (plus a user namespace when not root) and forks the real server,
+# PID 1 of the new pid namespace, so `kill(-1)` from task code stays inside, the server
+# can `kill(-1)` whatever a run left, and the kernel kills everything if the server dies.
+# Mounts: everything read-only, only system directories visible, private tmpfs
+# scratch dirs, a private /proc.
+#
+# Per run the server hands the request to a child it forked, confined (own process
+# group, uid, rlimits, syscall filter, no fds but its pipes) and warmed up while the
+# previous run's reply was being read, so a run's latency is mostly the tests. A test
+# passes only when the child writes a record carrying the run's nonce to a private pipe
+# after the statement finished; exit statuses and printed text never count.
+import sys
+
+sys.path[:] = [p for p in sys.path if p]  # never import from the working directory
+
+import _signal, builtins, ctypes, fcntl, gc, json, marshal, os, resource, select, shutil, signal, stat, time
+
+# Imported once in the server so runs need not: the modules task code uses most.
+# Every module kept resident makes each fork dearer (page tables, copy-on-write),
+# so the rest import lazily in the run, from the library dirs it can read.
+PRELOAD = "math re collections itertools functools heapq bisect string operator copy".split()
+# Where the run uid cannot read the library (no mount namespace to expose it), these
+# are the only modules task code can import at all, so preload more.
+PRELOAD_UNREADABLE_LIB = (
+    "random typing fractions decimal statistics datetime array cmath struct textwrap "
+    "unicodedata enum dataclasses socket encodings.idna subprocess threading hashlib base64"
+).split()
+NEWNS, NEWIPC, NEWUSER, NEWPID, NEWNET = 0x20000, 0x08000000, 0x10000000, 0x20000000, 0x40000000
+IPC_RMID = 0
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+# Private tmpfs scratch dirs (MiB each); their memory is the host's, so keep them small.
+SCRATCH_MB = {"/tmp": 128, "/var/tmp": 16, "/dev/shm": 16}
+LIBDIR = "/tmp/.coe"
+libc = ctypes.CDLL(None, use_errno=True)
+# fork(2) without os.fork()'s Python at-fork hooks: they cost each run more CPU than
+# the fork itself, and the server is single-threaded, so the interpreter state a
+# child inherits is consistent without them. PyDLL keeps the GIL across the call.
+raw_fork = ctypes.PyDLL(None, use_errno=True).fork
+
+
+def check(rc, what):
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "%s: %s" % (what, os.strerror(e)))
+
+
+def mount(src, target, fstype, flags, data=None):
+    enc = lambda s: None if s is None else s.encode()
+    check(libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+          "mount %s" % target)
+
+
+def send(fd, obj):
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def describe_error(e):
+    return "%s: %s" % (type(e).__name__, e)
+
+
+def preload(names):
+    for name in names:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
+def start_server(cfg, prot, namespaces):
+    """Set the server up in this process; returns the Server or raises."""
+    root = os.geteuid() == 0
+    drop_uid = cfg["uid"] if root else None
+    scratch = []
+    if namespaces:
+        prot.update(namespaces=True, network_cut=True)
+        scratch = setup_mounts(prot, drop_uid)
+    else:
+        libc.prctl(PR_SET_SUBREAPER, 1, 0, 0, 0)
+    preload(PRELOAD)
+    if drop_uid is not None:
+        prot["uid_dropped"] = True
+        prot["run_uid"] = drop_uid
+        if not all(others_can_read(p) for p in sys.path if os.path.exists(p)):
+            preload(PRELOAD_UNREADABLE_LIB)
+            prot["notes"].append("stdlib not readable by uid %d: only preloaded modules import" % drop_uid)
+    else:
+        prot["notes"].append("tasks run as the invoking uid %d (not root, nothing to drop to)" % os.geteuid())
+        if namespaces:
+            drop_capabilities()
+    seccomp = probe_seccomp(prot["notes"])
+    prot["syscall_filter"] = seccomp is not None
+    # SysV objects outlive their processes: remove those runs made, where any can be.
+    if namespaces:
+        clear_ipc = None if prot.get("sysv_ipc_off") else ("all",)
+    else:
+        clear_ipc = None if drop_uid is None else (drop_uid,)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    gc.collect()
+    gc.freeze()
+    return Server(namespaces, drop_uid, scratch, seccomp, clear_ipc)
+
+
