@@ -5,7 +5,7 @@
 //! interface that produces commands; `eval` runs episodes in bulk and scores
 //! them; `model` is the Llama policy on libtorch; `protocol` the events that
 //! cross threads and go to disk; `config` the RON configuration; `cli` the
-//! `coe` command.
+//! `coe` command; `tui` the terminal workbench.
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -16,4 +16,5 @@ pub mod model;
 pub mod policy;
 pub mod protocol;
 pub mod sandbox;
+pub mod tui;
 pub mod util;
