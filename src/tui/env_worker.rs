@@ -48,7 +48,8 @@ fn snapshot(ep: &Episode<'_>) -> EnvSnapshot {
         turn: ep.turn(),
         done: ep.done(),
         solved: ep.solved_now(),
-        ret: ep.rewards().iter().sum(),
+        // `+ 0.0` turns the empty sum's -0.0 into 0.0, so no "-0.0" is shown.
+        ret: ep.rewards().iter().sum::<f64>() + 0.0,
         code: ep.buffer().to_code(),
     }
 }

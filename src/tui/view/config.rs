@@ -11,7 +11,12 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState) {
     let t = &state.theme;
     let c = &state.config;
-    let err_rows = c.error.as_ref().map_or(3, |(_, e)| (e.lines().count() as u16 + 2).clamp(3, 8));
+    // Rows the message takes once wrapped to the pane, plus borders.
+    let inner_w = usize::from(area.width.saturating_sub(2)).max(1);
+    let err_rows = c.error.as_ref().map_or(3, |(_, e)| {
+        let rows: usize = e.lines().map(|l| l.chars().count().div_ceil(inner_w).max(1)).sum();
+        u16::try_from(rows + 2).unwrap_or(u16::MAX).clamp(3, 9)
+    });
     let [edit_area, err_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(err_rows)]).areas(area);
     let modified = if super::super::update::config::is_modified(state) { " · modified" } else { "" };
