@@ -5,7 +5,7 @@
 //! interface that produces commands; `eval` runs episodes in bulk and scores
 //! them; `model` is the Llama policy on libtorch; `protocol` the events that
 //! cross threads and go to disk; `config` the RON configuration; `cli` the
-//! `coe` command.
+//! `coe` command; `tui` the terminal workbench.
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -18,4 +18,5 @@ pub mod protocol;
 pub mod runtime;
 pub mod sandbox;
 pub mod train;
+pub mod tui;
 pub mod util;

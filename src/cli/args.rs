@@ -34,6 +34,12 @@ pub enum Cmd {
         /// Follow runs/<name>/events.jsonl as it grows.
         #[arg(long, value_name = "RUN_DIR")]
         follow: Option<PathBuf>,
+        /// Tasks for step mode (default: eval.tasks, else datasets/problems.jsonl with synthetic bugs).
+        #[arg(long, value_name = "F")]
+        tasks: Option<PathBuf>,
+        /// Do not load a model: no proposals, commands are typed by hand.
+        #[arg(long)]
+        no_model: bool,
     },
     /// Generate, validate and collect task data.
     #[command(subcommand)]

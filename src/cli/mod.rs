@@ -40,6 +40,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => return workbench::run(cli.config.as_deref(), &cli.device, cli.threads),
         Some(cmd) => cmd,
     };
+    // The workbench opens even on an invalid config: it shows the error in config mode.
+    if let Cmd::Tui {
+        follow,
+        tasks,
+        no_model,
+    } = cmd
+    {
+        return crate::tui::run(crate::tui::TuiOptions {
+            config: cli.config,
+            device: cli.device,
+            threads: cli.threads,
+            follow,
+            tasks,
+            no_model,
+        });
+    }
     let mut ctx = context::Ctx::load(cli.config.as_deref(), &cli.device, cli.threads)?;
     match &cmd {
         Cmd::Model(ModelCmd::Inspect {
@@ -107,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let what = match &cmd {
-        Cmd::Tui { .. } => "coe tui (the workbench)",
+        Cmd::Tui { .. } => "coe tui",
         Cmd::Data(DataCmd::Gen { .. }) => "coe data gen",
         Cmd::Data(DataCmd::Validate { .. }) => "coe data validate",
         Cmd::Data(DataCmd::SampleBugs { .. }) => "coe data sample-bugs",

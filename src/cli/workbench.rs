@@ -1,15 +1,27 @@
-//! `coe` with no subcommand: loads and validates the configuration and says
-//! what the workbench will run. Until the TUI lands this is a summary, not a UI.
+//! `coe` with no subcommand: the workbench on configs/default.ron (or
+//! `--config F`) with the config's model loading in the background, when stdout
+//! is a terminal. When it is not (a pipe, a script, a test), it prints a
+//! summary of the validated configuration instead, so scripts keep a stable,
+//! line-oriented output and never get a full-screen UI they cannot drive.
 use crate::config::Config;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Loads the config (file or embedded default), applies flag overrides, prints a summary.
+/// Opens the workbench on a terminal; otherwise validates the config and prints a summary.
 pub fn run(
     config: Option<&Path>,
     device: &Option<String>,
     threads: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return crate::tui::run(crate::tui::TuiOptions {
+            config: config.map(Path::to_path_buf),
+            device: device.clone(),
+            threads,
+            ..crate::tui::TuiOptions::default()
+        });
+    }
     let (mut cfg, origin) = load_config(config)?;
     if let Some(d) = device {
         cfg.model.device = d.clone();
@@ -28,9 +40,7 @@ pub fn run(
         return Ok(ExitCode::from(2));
     }
     println!("{}", summary(&cfg, &origin));
-    eprintln!(
-        "coe: the interactive workbench is not built yet; this is the configuration it will use"
-    );
+    eprintln!("coe: stdout is not a terminal, so this is the configuration the workbench would use");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,86 @@
+//! The model worker of step mode, an actor (STYLE 3): it loads the model in the
+//! background (the UI opens at once and says "loading"), then owns it — the
+//! VarStore and tensors never leave this thread — and answers proposal
+//! requests with sampled replies. When several requests queued up while it was
+//! busy, only the newest is answered: the others are about states already gone.
+use super::msg::{ModelReply, Msg, ProposeRequest};
+use crate::config::Config;
+use crate::env::buffer::Buffer;
+use crate::model::loader::load_for_inference;
+use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, Query};
+use crossbeam_channel::{Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Starts loading `cfg.model` and serving requests; exits when the channel closes.
+pub fn spawn(cfg: Config, rx: Receiver<ProposeRequest>, tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("coe-model".into())
+        .spawn(move || run(&cfg, &rx, &tx))
+}
+
+fn run(cfg: &Config, rx: &Receiver<ProposeRequest>, tx: &Sender<Msg>) {
+    let send = |r: ModelReply| tx.send(Msg::Model(r)).is_ok();
+    let spec = cfg.model.path.clone();
+    if !send(ModelReply::Loading { spec: spec.clone() }) {
+        return;
+    }
+    let start = Instant::now();
+    let loaded = match load_for_inference(&cfg.model, None) {
+        Ok(l) => l,
+        Err(e) => {
+            send(ModelReply::Unavailable {
+                reason: format!("cannot load {spec}: {e}"),
+            });
+            return;
+        }
+    };
+    let pcfg = ModelPolicyConfig::new(cfg.eval.temperature, cfg.eval.top_p, cfg.env.context_tokens, cfg.seed);
+    let mut policy = match ModelPolicy::new(loaded, pcfg) {
+        Ok(p) => p,
+        Err(e) => {
+            send(ModelReply::Unavailable {
+                reason: e.to_string(),
+            });
+            return;
+        }
+    };
+    if !send(ModelReply::Ready {
+        name: policy.name(),
+        device: cfg.model.device.clone(),
+        load_s: start.elapsed().as_secs_f64(),
+    }) {
+        return;
+    }
+    while let Ok(mut req) = rx.recv() {
+        while let Ok(newer) = rx.try_recv() {
+            req = newer;
+        }
+        let t = Instant::now();
+        let buffer = Buffer::from_code(&req.code);
+        let query = Query {
+            episode: req.episode,
+            task: &req.task,
+            buffer: &buffer,
+            history: &req.history,
+            observation: &req.observation,
+        };
+        let queries = vec![query; req.n.max(1)];
+        let reply = match policy.propose(&queries) {
+            Ok(proposals) => ModelReply::Proposals {
+                episode: req.episode,
+                turn: req.turn,
+                proposals,
+                elapsed_s: t.elapsed().as_secs_f64(),
+            },
+            Err(e) => ModelReply::Failed {
+                episode: req.episode,
+                turn: req.turn,
+                message: e.to_string(),
+            },
+        };
+        if !send(reply) {
+            return;
+        }
+    }
+}

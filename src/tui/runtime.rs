@@ -1,0 +1,176 @@
+//! The runtime side of the event loop: the channels to the worker threads and
+//! the effects `update` asks for (sending requests, following a run, saving the
+//! config, starting and cancelling a job, loading data files). Effects that
+//! finish at once are answered with a message fed straight back to `update`.
+use super::follow::Follower;
+use super::job::Job;
+use super::msg::{DataMsg, Effect, EnvRequest, JobMsg, Msg, ProposeRequest};
+use super::state::{AppState, Level};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use std::path::Path;
+
+/// Capacities: requests are few (one per key press); follow batches are large.
+pub const INPUT_CAP: usize = 256;
+pub const FOLLOW_CAP: usize = 16;
+pub const WORKER_CAP: usize = 256;
+pub const REQUEST_CAP: usize = 16;
+
+pub struct Runtime {
+    pub env_tx: Option<Sender<EnvRequest>>,
+    /// The environment worker, joined on shutdown so its sandbox pool is dropped.
+    pub env_handle: Option<std::thread::JoinHandle<()>>,
+    pub model_tx: Option<Sender<ProposeRequest>>,
+    /// Replies from workers, jobs and loaders.
+    pub worker_tx: Sender<Msg>,
+    pub worker_rx: Receiver<Msg>,
+    pub follow_tx: Sender<Msg>,
+    pub follow_rx: Receiver<Msg>,
+    follower: Option<Follower>,
+    job: Option<Job>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    pub fn new() -> Self {
+        let (worker_tx, worker_rx) = bounded(WORKER_CAP);
+        let (follow_tx, follow_rx) = bounded(FOLLOW_CAP);
+        Runtime {
+            env_tx: None,
+            env_handle: None,
+            model_tx: None,
+            worker_tx,
+            worker_rx,
+            follow_tx,
+            follow_rx,
+            follower: None,
+            job: None,
+        }
+    }
+
+    /// Starts following `dir` (the one code path for `--follow` and for jobs).
+    pub fn follow(&mut self, dir: &Path) -> Result<(), String> {
+        // Stop the old reader first, then discard what it queued: those events belong to another run.
+        self.follower = None;
+        while self.follow_rx.try_recv().is_ok() {}
+        let f = Follower::start(dir, self.follow_tx.clone())
+            .map_err(|e| format!("cannot start following {}: {e}", dir.display()))?;
+        self.follower = Some(f);
+        Ok(())
+    }
+
+    /// Closes the request channels and waits up to `wait` for the environment worker to
+    /// drop its sandbox pool (which kills the Python workers); the model worker is left to
+    /// the process exit, since a generation in flight cannot be interrupted.
+    pub fn shutdown(&mut self, wait: std::time::Duration) {
+        self.env_tx = None;
+        self.model_tx = None;
+        self.follower = None;
+        let deadline = std::time::Instant::now() + wait;
+        if let Some(h) = self.env_handle.take() {
+            while !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// The pid of a job that is still running, if any.
+    pub fn running_job(&self) -> Option<u32> {
+        self.job.as_ref().filter(|j| j.is_alive()).map(|j| j.pid)
+    }
+
+    /// Carries out one effect; a message to feed back to `update` when it finished at once.
+    pub fn perform(&mut self, state: &mut AppState, effect: Effect) -> Option<Msg> {
+        match effect {
+            Effect::Env(req) => {
+                send_request(state, self.env_tx.as_ref(), req, "environment");
+                None
+            }
+            Effect::Model(req) => {
+                send_request(state, self.model_tx.as_ref(), req, "model");
+                None
+            }
+            Effect::Follow(dir) => {
+                if let Err(e) = self.follow(&dir) {
+                    state.log(Level::Error, e);
+                }
+                None
+            }
+            Effect::SaveConfig { path, text } => Some(Msg::ConfigSaved(save(&path, &text))),
+            Effect::StartJob {
+                path,
+                text,
+                run_dir,
+            } => {
+                if let Err(e) = save(&path, &text) {
+                    return Some(Msg::Job(JobMsg::Failed(format!("cannot save the config: {e}"))));
+                }
+                state.config.saved = text;
+                if let Err(e) = self.follow(&run_dir) {
+                    state.log(Level::Error, e);
+                }
+                match Job::start(&path, &run_dir, self.worker_tx.clone()) {
+                    Ok(job) => {
+                        self.job = Some(job);
+                        None
+                    }
+                    Err(e) => Some(Msg::Job(JobMsg::Failed(e))),
+                }
+            }
+            Effect::CancelJob => {
+                if let Some(Err(e)) = self.job.as_ref().map(Job::cancel) {
+                    state.log(Level::Error, e);
+                }
+                None
+            }
+            Effect::LoadData(path) => {
+                let tx = self.worker_tx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("coe-data-load".into())
+                    .spawn(move || {
+                        let msg = match super::sources::load_records(&path) {
+                            Ok(records) => DataMsg::Loaded { path, records },
+                            Err(message) => DataMsg::Failed { path, message },
+                        };
+                        let _ = tx.send(Msg::Data(msg));
+                    });
+                if let Err(e) = spawned {
+                    state.log(Level::Error, format!("cannot start a loader thread: {e}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+fn send_request<T>(state: &mut AppState, tx: Option<&Sender<T>>, req: T, what: &str) {
+    let Some(tx) = tx else {
+        state.log(Level::Warn, format!("the {what} worker is not running"));
+        return;
+    };
+    // try_send: the UI thread must never block on a worker (DESIGN §6).
+    match tx.try_send(req) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => state.log(Level::Warn, format!("the {what} worker is busy; try again")),
+        Err(TrySendError::Disconnected(_)) => state.log(Level::Error, format!("the {what} worker has stopped")),
+    }
+}
+
+fn save(path: &Path, text: &str) -> Result<String, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut body = text.to_string();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    crate::util::write_atomic(path, body.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path.display().to_string())
+}

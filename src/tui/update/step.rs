@@ -1,0 +1,351 @@
+//! Step mode: open a task, apply commands (the model's or typed), undo, rerun
+//! the tests. The environment and the model run on their own threads; this
+//! module only sends requests and applies replies tagged with the open episode,
+//! dropping any for an episode or turn that is no longer current.
+use crate::policy::Proposal;
+use crate::tui::editor::{Edit, LineInput};
+use crate::tui::keymap::Action;
+use crate::tui::msg::{Effect, EnvReply, EnvRequest, EnvSnapshot, ModelReply, ProposeRequest};
+use crate::tui::state::{AppState, Level, ModelStatus, Popup};
+use crossterm::event::{KeyCode, KeyEvent};
+
+/// Opens task `index` (clamped) as a fresh episode.
+pub fn open_task(state: &mut AppState, index: usize, fx: &mut Vec<Effect>) {
+    let s = &mut state.step;
+    let Some(task) = s.tasks.get(index.min(s.tasks.len().saturating_sub(1))).cloned() else {
+        state.log(Level::Warn, "no tasks to open");
+        return;
+    };
+    s.task_index = index.min(s.tasks.len() - 1);
+    s.episode = s.next_episode;
+    s.next_episode += 1;
+    s.snapshot = None;
+    s.turns.clear();
+    s.history.clear();
+    s.pending_reply = None;
+    s.proposals.clear();
+    s.selected = 0;
+    s.proposing = false;
+    s.input = None;
+    s.code.clear();
+    s.busy = Some(format!("opening {} (running its tests)", task.id));
+    fx.push(Effect::Env(EnvRequest::Open {
+        episode: s.episode,
+        task: Box::new(task),
+    }));
+}
+
+fn show(state: &mut AppState, snapshot: EnvSnapshot, edited: Option<usize>) {
+    state.step.code.set(&snapshot.state, edited);
+    state.step.snapshot = Some(snapshot);
+    state.step.busy = None;
+    state.step.proposals.clear();
+    state.step.selected = 0;
+}
+
+pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
+    let current = state.step.episode;
+    match reply {
+        EnvReply::Ready {
+            workers,
+            protection,
+        } => {
+            state.step.sandbox = Some(format!("{workers} workers, {protection}"));
+            state.log(Level::Info, format!("sandbox ready: {workers} workers ({protection})"));
+        }
+        EnvReply::Opened { episode, snapshot } if episode == current => {
+            state.log(Level::Info, format!("opened {}", snapshot.task_id));
+            show(state, snapshot, None);
+            request_proposals(state, fx);
+        }
+        EnvReply::Stepped {
+            episode,
+            record,
+            snapshot,
+        } if episode == current => {
+            let before = state.step.snapshot.as_ref().map(|s| s.observation.clone());
+            let reply = state.step.pending_reply.take().unwrap_or_else(|| Proposal {
+                text: record.text.clone(),
+                person: true,
+                ..Proposal::default()
+            });
+            if let Some(obs) = before {
+                state.step.history.push((obs, reply));
+            }
+            let verdict = if !record.valid {
+                format!("invalid: {}", record.error.as_deref().unwrap_or("?"))
+            } else if record.solved {
+                "solved".into()
+            } else {
+                "applied".into()
+            };
+            state.log(
+                if record.valid { Level::Info } else { Level::Warn },
+                format!("turn {}: {} — {verdict}, reward {:+}", record.turn, record.text, record.reward),
+            );
+            let edited = record.edited_line;
+            state.step.turns.push(record);
+            let done = snapshot.done;
+            show(state, snapshot, edited);
+            if done {
+                state.log(Level::Info, "episode over (u undoes the last turn, t picks another task)");
+            } else {
+                request_proposals(state, fx);
+            }
+        }
+        EnvReply::Undone { episode, snapshot } if episode == current => {
+            state.step.turns.pop();
+            state.step.history.pop();
+            let edited = state.step.turns.last().and_then(|t| t.edited_line);
+            show(state, snapshot, edited);
+            state.log(Level::Info, "undid the last turn");
+            request_proposals(state, fx);
+        }
+        EnvReply::Tested { episode, report } if episode == current => {
+            state.step.busy = None;
+            let line = match &report.outcome {
+                crate::sandbox::types::RunOutcome::SyntaxError { line, message } => {
+                    format!("tests: syntax error at L{line}: {message}")
+                }
+                crate::sandbox::types::RunOutcome::Tests { tests } => format!(
+                    "tests: {}/{} passed in {:.0} ms",
+                    tests.iter().filter(|t| t.passed()).count(),
+                    tests.len(),
+                    report.elapsed_ms
+                ),
+            };
+            if let Some(s) = state.step.snapshot.as_mut() {
+                s.report = Some(report);
+            }
+            state.log(Level::Info, line);
+        }
+        EnvReply::Failed { episode, message } if episode == current || episode == 0 => {
+            state.step.busy = None;
+            state.step.pending_reply = None;
+            state.log(Level::Error, message);
+        }
+        // A reply about an episode that is no longer open.
+        _ => {}
+    }
+}
+
+/// Asks the model for the next command, when it is loaded and the episode is live.
+pub fn request_proposals(state: &mut AppState, fx: &mut Vec<Effect>) {
+    let s = &mut state.step;
+    let (ModelStatus::Ready { .. }, Some(snap)) = (&s.model, &s.snapshot) else {
+        return;
+    };
+    if snap.done {
+        return;
+    }
+    let Some(task) = s.tasks.iter().find(|t| t.id == snap.task_id).cloned() else {
+        return;
+    };
+    s.proposing = true;
+    s.proposals.clear();
+    fx.push(Effect::Model(ProposeRequest {
+        episode: s.episode,
+        turn: snap.turn,
+        task: Box::new(task),
+        code: snap.code.clone(),
+        history: s.history.clone(),
+        observation: snap.observation.clone(),
+        n: s.samples,
+    }));
+}
+
+pub fn handle_model(state: &mut AppState, reply: ModelReply, fx: &mut Vec<Effect>) {
+    match reply {
+        ModelReply::Loading { spec } => {
+            state.log(Level::Info, format!("loading model {spec} in the background"));
+            state.step.model = ModelStatus::Loading(spec);
+        }
+        ModelReply::Ready {
+            name,
+            device,
+            load_s,
+        } => {
+            state.log(Level::Info, format!("model {name} ready on {device} ({load_s:.1} s)"));
+            state.device = device.clone();
+            state.step.model = ModelStatus::Ready { name, device };
+            request_proposals(state, fx);
+        }
+        ModelReply::Unavailable { reason } => {
+            state.log(Level::Warn, format!("no model proposals: {reason}"));
+            state.step.model = ModelStatus::Unavailable(reason);
+        }
+        ModelReply::Proposals {
+            episode,
+            turn,
+            proposals,
+            elapsed_s,
+        } => {
+            let live = state.step.snapshot.as_ref().map(|s| s.turn);
+            if episode != state.step.episode || live != Some(turn) {
+                return;
+            }
+            state.step.proposing = false;
+            state.step.proposals = rank(proposals);
+            state.step.selected = 0;
+            state.log(
+                Level::Info,
+                format!("{} proposal(s) in {elapsed_s:.1} s", state.step.proposals.len()),
+            );
+        }
+        ModelReply::Failed {
+            episode,
+            turn: _,
+            message,
+        } => {
+            if episode == state.step.episode {
+                state.step.proposing = false;
+            }
+            state.log(Level::Error, format!("model: {message}"));
+        }
+    }
+}
+
+/// Distinct replies, most often sampled first, then by log-probability.
+pub fn rank(proposals: Vec<Proposal>) -> Vec<(Proposal, usize)> {
+    let mut out: Vec<(Proposal, usize)> = Vec::new();
+    for p in proposals {
+        match out.iter_mut().find(|(q, _)| q.text == p.text) {
+            Some((_, n)) => *n += 1,
+            None => out.push((p, 1)),
+        }
+    }
+    out.sort_by(|(a, na), (b, nb)| {
+        nb.cmp(na).then_with(|| {
+            let la = a.logprob().unwrap_or(f64::NEG_INFINITY);
+            let lb = b.logprob().unwrap_or(f64::NEG_INFINITY);
+            lb.total_cmp(&la)
+        })
+    });
+    out
+}
+
+/// Sends one turn to the environment, unless it is busy or the episode is over.
+fn apply(state: &mut AppState, proposal: Proposal, fx: &mut Vec<Effect>) {
+    let s = &mut state.step;
+    let live = s.snapshot.as_ref().is_some_and(|snap| !snap.done);
+    if s.busy.is_some() || !live {
+        let why = if s.busy.is_some() {
+            "busy; wait for the current run to finish"
+        } else {
+            "no live episode (t picks a task; u undoes the last turn)"
+        };
+        state.log(Level::Warn, format!("not applied: {why}"));
+        return;
+    }
+    s.busy = Some(format!("applying {}", proposal.text));
+    let logprob = proposal.logprob();
+    let text = proposal.text.clone();
+    let person = proposal.person;
+    let mut reply = proposal;
+    if reply.person && !reply.text.starts_with("### ") {
+        // The model reads its own turns as `### <command>`; a typed turn joins its history the same way.
+        reply.text = format!("### {}", reply.text.trim_start());
+    }
+    s.pending_reply = Some(reply);
+    fx.push(Effect::Env(EnvRequest::Apply {
+        episode: s.episode,
+        text,
+        person,
+        logprob,
+    }));
+}
+
+pub fn handle_input_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
+    let Some(input) = state.step.input.as_mut() else {
+        return;
+    };
+    match key.code {
+        KeyCode::Esc => state.step.input = None,
+        KeyCode::Enter => {
+            let text = input.text.trim_end().to_string();
+            state.step.input = None;
+            if !text.is_empty() {
+                let proposal = Proposal {
+                    text,
+                    person: true,
+                    ..Proposal::default()
+                };
+                apply(state, proposal, fx);
+            }
+        }
+        _ => {
+            if input.handle_key(key) == Edit::Ignored {
+                return;
+            }
+        }
+    }
+}
+
+pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
+    let n_tasks = state.step.tasks.len();
+    let n_props = state.step.proposals.len();
+    match action {
+        Action::PickTask if n_tasks > 0 => {
+            state.popup = Some(Popup::Tasks {
+                selected: state.step.task_index,
+            });
+        }
+        Action::PrevTask if n_tasks > 0 => {
+            let i = (state.step.task_index + n_tasks - 1) % n_tasks;
+            open_task(state, i, fx);
+        }
+        Action::NextTask if n_tasks > 0 => {
+            let i = (state.step.task_index + 1) % n_tasks;
+            open_task(state, i, fx);
+        }
+        Action::TypeCommand => state.step.input = Some(LineInput::default()),
+        Action::AcceptProposal => match state.step.proposals.get(state.step.selected) {
+            Some((p, _)) => {
+                let p = p.clone();
+                apply(state, p, fx);
+            }
+            None => state.log(Level::Info, "no proposal to accept; i types a command"),
+        },
+        Action::EditProposal => {
+            let text = state
+                .step
+                .proposals
+                .get(state.step.selected)
+                .map(|(p, _)| p.text.strip_prefix("### ").unwrap_or(&p.text).to_string())
+                .unwrap_or_default();
+            state.step.input = Some(LineInput::with_text(&text));
+        }
+        Action::Undo => {
+            if state.step.busy.is_none() && !state.step.turns.is_empty() {
+                state.step.busy = Some("undoing".into());
+                fx.push(Effect::Env(EnvRequest::Undo {
+                    episode: state.step.episode,
+                }));
+            }
+        }
+        Action::RunTests => {
+            if state.step.busy.is_none() && state.step.snapshot.is_some() {
+                state.step.busy = Some("running the tests".into());
+                fx.push(Effect::Env(EnvRequest::RunTests {
+                    episode: state.step.episode,
+                }));
+            }
+        }
+        Action::Propose => match &state.step.model {
+            ModelStatus::Ready { .. } => request_proposals(state, fx),
+            other => {
+                let why = match other {
+                    ModelStatus::Loading(spec) => format!("the model {spec} is still loading"),
+                    ModelStatus::Unavailable(r) => format!("no model: {r}"),
+                    _ => "no model (started with --no-model)".into(),
+                };
+                state.log(Level::Info, why);
+            }
+        },
+        Action::Up => state.step.selected = state.step.selected.saturating_sub(1),
+        Action::Down => state.step.selected = (state.step.selected + 1).min(n_props.saturating_sub(1)),
+        Action::Top => state.step.selected = 0,
+        Action::Bottom => state.step.selected = n_props.saturating_sub(1),
+        _ => {}
+    }
+}
