@@ -4,13 +4,15 @@
 mod decode;
 mod env;
 mod sandbox;
+pub mod soak;
+mod soak_probe;
 mod stats;
 
 use crate::config::Config;
 use std::path::Path;
 
 /// The benchmarks that exist, for help and errors.
-pub const KNOWN: &[&str] = &["sandbox", "env", "decode"];
+pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "soak"];
 
 /// Batch sizes `coe bench decode` measures unless `--batch` names others.
 pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
@@ -21,6 +23,7 @@ pub fn run(what: &str, cfg: &Config, batches: &[usize]) -> anyhow::Result<serde_
     match what {
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),
+        "soak" => soak::run(cfg),
         "decode" => {
             let batches = if batches.is_empty() {
                 DECODE_BATCHES

@@ -185,10 +185,11 @@ impl GgufTensorInfo {
         self.dims.iter().rev().map(|&d| d as usize).collect()
     }
 
-    /// Bytes the data occupies, or `None` for a type we cannot size.
+    /// Bytes the data occupies, or `None` for a type we cannot size (or a size past
+    /// u64, which parsing rejects).
     fn byte_len(&self) -> Option<u64> {
         let (elems, bytes) = self.ggml_type.block()?;
-        Some(self.n_elements() / elems as u64 * bytes as u64)
+        (self.n_elements() / elems as u64).checked_mul(bytes as u64)
     }
 }
 
@@ -513,12 +514,18 @@ impl Cursor<'_> {
             );
             return Err(self.bad_tensor(&name, problem));
         }
-        Ok(GgufTensorInfo {
+        let info = GgufTensorInfo {
             name,
             dims,
             ggml_type,
             offset,
-        })
+        };
+        // Found by fuzzing: elements fit in i64, but four bytes each did not fit in u64.
+        if ggml_type.block().is_some() && info.byte_len().is_none() {
+            let problem = format!("dimensions {:?} need more than 2^64 bytes", info.dims);
+            return Err(self.bad_tensor(&info.name, problem));
+        }
+        Ok(info)
     }
 
     fn bad_key(&self, key: &str, problem: &str) -> GgufError {

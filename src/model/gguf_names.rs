@@ -386,6 +386,19 @@ pub fn load_llama_gguf(path: &Path) -> Result<LoadedGguf, GgufError> {
         });
     }
     let config = llama_config(&file)?;
+    // Each block holds LAYER_TENSORS weights; a block count the tensor table cannot back is
+    // a corrupt header, and must not size the list of expected names (found by fuzzing:
+    // a count of 536870914 asked for gigabytes).
+    let blocks_held = file.tensors.len() / LAYER_TENSORS.len();
+    if config.num_hidden_layers > blocks_held {
+        let problem = format!(
+            "{} blocks, but the file holds only {} tensors ({} per block)",
+            config.num_hidden_layers,
+            file.tensors.len(),
+            LAYER_TENSORS.len()
+        );
+        return Err(bad_key(&file, "llama.block_count", problem));
+    }
     let expected = expected_tensors(&config);
     for info in &file.tensors {
         if info.name != ROPE_FREQS && !expected.iter().any(|(g, _, _)| *g == info.name) {
