@@ -6,6 +6,7 @@ mod context;
 mod data;
 mod eval;
 mod model;
+mod sample_bugs;
 mod step;
 mod version;
 mod workbench;
@@ -64,6 +65,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             per_problem,
         }) => return data::generate(&ctx, problems, out, *seed, *per_problem),
+        Cmd::Data(DataCmd::SampleBugs {
+            problems,
+            model,
+            out,
+            samples,
+            temperature,
+            seed,
+        }) => {
+            let args = sample_bugs::SampleBugsArgs {
+                problems,
+                model,
+                out,
+                samples: *samples,
+                temperature: *temperature,
+                seed: *seed,
+            };
+            return sample_bugs::run(&ctx, &args);
+        }
         Cmd::Step(args) => return step::run(&ctx, args),
         Cmd::Eval(args) => return eval::run(&mut ctx, args),
         Cmd::Bench { what, out, batch } => {

@@ -30,11 +30,7 @@ pub fn extract_program(reply: &str) -> Option<String> {
 
 /// A backtick fence longer than any run of backticks in `code` (at least three).
 pub fn fence_for(code: &str) -> String {
-    let longest = code
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = code.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat(longest.max(2) + 1)
 }
 

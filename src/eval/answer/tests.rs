@@ -6,7 +6,10 @@ fn task(buggy: &str) -> Task {
         id: "t".into(),
         prompt: "Return a plus b.\n".into(),
         solution: Some("def add(a, b):\n    return a + b\n".into()),
-        tests: vec!["assert add(1, 2) == 3".into(), "assert add(0, 0) == 0 ".into()],
+        tests: vec![
+            "assert add(1, 2) == 3".into(),
+            "assert add(0, 0) == 0 ".into(),
+        ],
         setup: None,
         entry_point: Some("add".into()),
         buggy: buggy.into(),
@@ -102,10 +105,22 @@ fn fences_are_longer_than_any_backtick_run_inside() {
 fn extraction_table() {
     let f = "def f():\n    return 1\n";
     let cases: &[(&str, &str, Option<&str>)] = &[
-        ("plain fence", "```python\ndef f():\n    return 1\n```", Some(f)),
+        (
+            "plain fence",
+            "```python\ndef f():\n    return 1\n```",
+            Some(f),
+        ),
         ("py tag", "```py\ndef f():\n    return 1\n```", Some(f)),
-        ("capital tag", "```Python3\ndef f():\n    return 1\n```", Some(f)),
-        ("untagged", "Here:\n```\ndef f():\n    return 1\n```\nDone.", Some(f)),
+        (
+            "capital tag",
+            "```Python3\ndef f():\n    return 1\n```",
+            Some(f),
+        ),
+        (
+            "untagged",
+            "Here:\n```\ndef f():\n    return 1\n```\nDone.",
+            Some(f),
+        ),
         (
             "last python block wins",
             "```python\nx = 0\n```\nBetter:\n```python\ndef f():\n    return 1\n```",
@@ -122,13 +137,21 @@ fn extraction_table() {
             Some(f),
         ),
         ("unterminated", "```python\ndef f():\n    return 1", Some(f)),
-        ("glued close", "```python\ndef f():\n    return 1```", Some(f)),
+        (
+            "glued close",
+            "```python\ndef f():\n    return 1```",
+            Some(f),
+        ),
         (
             "indented fence dedented",
             "1. Fix:\n   ```python\n   def f():\n       return 1\n   ```",
             Some(f),
         ),
-        ("crlf", "```python\r\ndef f():\r\n    return 1\r\n```", Some(f)),
+        (
+            "crlf",
+            "```python\r\ndef f():\r\n    return 1\r\n```",
+            Some(f),
+        ),
         (
             "blank lines trimmed, inner kept",
             "```python\n\n\ndef f():\n\n    return 1\n\n```",
@@ -145,7 +168,11 @@ fn extraction_table() {
             "from math import sqrt\nx = sqrt(4)",
             Some("from math import sqrt\nx = sqrt(4)\n"),
         ),
-        ("prose starting with from", "from the tests, f is wrong", None),
+        (
+            "prose starting with from",
+            "from the tests, f is wrong",
+            None,
+        ),
         ("prose only", "The bug is on line 2.", None),
         ("empty", "", None),
         ("whitespace", "  \n\t\n", None),
@@ -161,7 +188,11 @@ fn extraction_table() {
         ("garbage bytes", "\u{fffd}\u{0}ab`` c", None),
     ];
     for (name, reply, want) in cases {
-        assert_eq!(extract_program(reply).as_deref(), *want, "{name}: {reply:?}");
+        assert_eq!(
+            extract_program(reply).as_deref(),
+            *want,
+            "{name}: {reply:?}"
+        );
     }
 }
 
