@@ -97,10 +97,20 @@ pub enum DataCmd {
     SampleBugs {
         #[arg(long, value_name = "F")]
         problems: PathBuf,
+        /// A HF directory, a .gguf file or `default`.
         #[arg(long, value_name = "M")]
         model: String,
         #[arg(long, value_name = "F")]
         out: PathBuf,
+        /// Solutions sampled per problem.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        samples: usize,
+        /// Sampling temperature (default: the config's eval.temperature).
+        #[arg(long, value_name = "T")]
+        temperature: Option<f64>,
+        /// Sampling seed (default: the config's seed).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
     },
 }
 

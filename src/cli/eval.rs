@@ -1,18 +1,111 @@
 //! `coe eval`: runs n samples per task with a policy, prints a table and writes
 //! `results.json` (DESIGN §8), optionally every trajectory.
+//!
+//! `--method coe` runs editor episodes; `--method direct|cot` asks for the whole fixed
+//! program in one reply (`eval::answer`) and scores those replies as one-turn episodes, so
+//! every method shares the summary, the table and the JSON.
 use super::args::EvalArgs;
 use super::context::Ctx;
 use crate::config::{Method, ModelSection};
 use crate::data::loaders::load_tasks;
+use crate::data::task::Task;
+use crate::eval::answer::{
+    AnswerFormat, Answerer, ModelAnswerConfig, ModelAnswerer, OneShotOptions, OneShotSample,
+    OracleAnswerer, Tally, Verdict, as_episodes, run_one_shot,
+};
 use crate::eval::results::{EvalSpec, Provenance, build_commit, summarise};
 use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
-use crate::model::loader::load_for_inference;
+use crate::model::loader::{LoadedModel, load_for_inference};
 use crate::policy::{ModelPolicy, ModelPolicyConfig, OraclePolicy, Policy};
+use crate::sandbox::SandboxPool;
 use anyhow::Context as _;
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
+
+/// What a run produced, whatever the method.
+struct Outcome {
+    episodes: Vec<EpisodeResult>,
+    policy: String,
+    /// Direct/CoT replies, for `--save-episodes`.
+    replies: Option<Vec<OneShotSample>>,
+}
 
 pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    apply_flags(ctx, args)?;
+    let cfg = &ctx.config;
+    let oracle = match &args.policy {
+        Some(p) if p == "oracle" => true,
+        Some(p) => anyhow::bail!("--policy {p:?}: the built-in policies are: oracle"),
+        None => false,
+    };
+    let loaded = match (&args.model, oracle) {
+        (_, true) => None,
+        (Some(m), false) => {
+            let section = ModelSection {
+                path: m.clone(),
+                ..cfg.model.clone()
+            };
+            Some(load_for_inference(&section, args.adapter.as_deref())?)
+        }
+        (None, false) => anyhow::bail!("give --model M or --policy oracle"),
+    };
+    // (model file sha256, adapter) for the provenance.
+    let model_info = loaded
+        .as_ref()
+        .map_or((None, None), |l| (l.sha256.clone(), l.adapter.clone()));
+    let tasks = load_tasks(&args.tasks)?;
+    anyhow::ensure!(
+        !tasks.is_empty(),
+        "{}: the file holds no tasks",
+        args.tasks.display()
+    );
+    let pool = ctx.sandbox()?;
+    let outcome = match cfg.eval.method {
+        Method::Coe => run_coe(ctx, &tasks, loaded, &pool)?,
+        Method::Direct => run_answers(ctx, &tasks, loaded, &pool, AnswerFormat::Direct)?,
+        Method::Cot => run_answers(ctx, &tasks, loaded, &pool, AnswerFormat::Cot)?,
+    };
+    let cfg = &ctx.config;
+    let spec = EvalSpec {
+        method: method_name(cfg.eval.method).into(),
+        tasks_file: args.tasks.display().to_string(),
+        task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
+        samples: cfg.eval.samples,
+        ks: cfg.eval.k.clone(),
+        max_turns: cfg.env.max_turns,
+    };
+    let provenance = Provenance {
+        commit: build_commit().into(),
+        model_sha256: model_info.0,
+        adapter: model_info.1,
+        seed: cfg.seed,
+        config: ctx.origin.clone(),
+        policy: outcome.policy.clone(),
+    };
+    let results = summarise(&spec, &outcome.episodes, provenance);
+    print!("{}", results.table());
+    let out = args.out.clone().unwrap_or_else(|| "results.json".into());
+    let json = serde_json::to_string_pretty(&results)?;
+    crate::util::write_atomic(&out, json.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("eval: wrote {}", out.display());
+    if let Some(dir) = &args.save_episodes {
+        match &outcome.replies {
+            Some(replies) => save_replies(dir, replies)?,
+            None => save_episodes(dir, &outcome.episodes)?,
+        }
+        eprintln!(
+            "eval: wrote {} trajectories under {}",
+            outcome.episodes.len(),
+            dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flags override the config; the result must still validate.
+fn apply_flags(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<()> {
     let cfg = &mut ctx.config;
     if let Some(m) = &args.method {
         cfg.eval.method = match m.as_str() {
@@ -37,21 +130,28 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = cfg.validate().first() {
         anyhow::bail!("{} = {}: {}", p.field, p.value, p.message);
     }
-    // (model file sha256, adapter) for the provenance.
-    let mut model_info = (None, None);
-    let mut policy: Box<dyn Policy> = match (&args.policy, &args.model) {
-        (Some(p), _) if p == "oracle" => Box::new(OraclePolicy),
-        (Some(p), _) => anyhow::bail!("--policy {p:?}: the built-in policies are: oracle"),
-        (None, Some(_)) if cfg.eval.method != Method::Coe => {
-            return Ok(super::not_built("coe eval --model --method direct|cot"));
-        }
-        (None, Some(m)) => {
-            let section = ModelSection {
-                path: m.clone(),
-                ..cfg.model.clone()
-            };
-            let loaded = load_for_inference(&section, args.adapter.as_deref())?;
-            model_info = (loaded.sha256.clone(), loaded.adapter.clone());
+    Ok(())
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Coe => "coe",
+        Method::Direct => "direct",
+        Method::Cot => "cot",
+    }
+}
+
+/// Editor episodes with the oracle or a model policy.
+fn run_coe(
+    ctx: &Ctx,
+    tasks: &[Task],
+    loaded: Option<LoadedModel>,
+    pool: &SandboxPool,
+) -> anyhow::Result<Outcome> {
+    let cfg = &ctx.config;
+    let mut policy: Box<dyn Policy> = match loaded {
+        None => Box::new(OraclePolicy),
+        Some(loaded) => {
             let settings = ModelPolicyConfig::new(
                 cfg.eval.temperature,
                 cfg.eval.top_p,
@@ -60,28 +160,16 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
             );
             Box::new(ModelPolicy::new(loaded, settings)?)
         }
-        (None, None) => anyhow::bail!("give --model M or --policy oracle"),
     };
-    if cfg.eval.method != Method::Coe {
-        return Ok(super::not_built("coe eval --method direct|cot"));
-    }
-    let tasks = load_tasks(&args.tasks)?;
-    anyhow::ensure!(
-        !tasks.is_empty(),
-        "{}: the file holds no tasks",
-        args.tasks.display()
-    );
-    let pool = ctx.sandbox()?;
-    let cfg = &ctx.config;
     let opts = RolloutOptions {
         env: cfg.env.clone(),
         limits: cfg.sandbox.limits.clone(),
         batch: 64,
-        threads: ctx.step_threads(&pool),
+        threads: ctx.step_threads(pool),
         job: 0,
     };
     let total = tasks.len() * cfg.eval.samples;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut finished = 0usize;
     let mut on_event = |e: crate::protocol::EpisodeEvent| {
         if let crate::protocol::EpisodeEvent::EpisodeFinished { .. } = e {
@@ -95,55 +183,83 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let episodes = run_episodes(
-        &tasks,
+        tasks,
         cfg.eval.samples,
         policy.as_mut(),
-        &pool,
+        pool,
         &opts,
         &mut on_event,
     )?;
     eprintln!();
-    let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
-    let spec = EvalSpec {
-        method: "coe".into(),
-        tasks_file: args.tasks.display().to_string(),
-        task_ids: ids,
-        samples: cfg.eval.samples,
-        ks: cfg.eval.k.clone(),
-        max_turns: cfg.env.max_turns,
+    Ok(Outcome {
+        episodes,
+        policy: policy.name(),
+        replies: None,
+    })
+}
+
+/// One-shot answers (direct or CoT) with the oracle or a model.
+fn run_answers(
+    ctx: &Ctx,
+    tasks: &[Task],
+    loaded: Option<LoadedModel>,
+    pool: &SandboxPool,
+    format: AnswerFormat,
+) -> anyhow::Result<Outcome> {
+    let cfg = &ctx.config;
+    let mut answerer: Box<dyn Answerer> = match loaded {
+        None => Box::new(OracleAnswerer),
+        Some(loaded) => {
+            let settings = ModelAnswerConfig::new(
+                cfg.eval.temperature,
+                cfg.eval.top_p,
+                cfg.env.context_tokens,
+                cfg.seed,
+            );
+            Box::new(ModelAnswerer::new(loaded, settings)?)
+        }
     };
-    let results = summarise(
-        &spec,
-        &episodes,
-        Provenance {
-            commit: build_commit().into(),
-            model_sha256: model_info.0,
-            adapter: model_info.1,
-            seed: cfg.seed,
-            config: ctx.origin.clone(),
-            policy: policy.name(),
-        },
-    );
-    print!("{}", results.table());
-    let out = args.out.clone().unwrap_or_else(|| "results.json".into());
-    let json = serde_json::to_string_pretty(&results)?;
-    crate::util::write_atomic(&out, json.as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("eval: wrote {}", out.display());
-    if let Some(dir) = &args.save_episodes {
-        save_episodes(dir, &episodes)?;
+    let opts = OneShotOptions {
+        format,
+        samples: cfg.eval.samples,
+        limits: cfg.sandbox.limits.clone(),
+        threads: ctx.step_threads(pool),
+    };
+    let started = Instant::now();
+    let mut shown = 0usize;
+    let mut progress = |t: &Tally| {
+        // Every micro-batch and every 16th verdict: enough to see it move, not a flood.
+        if t.answered != shown || t.scored.is_multiple_of(16) || t.scored == t.total {
+            shown = t.answered;
+            eprint!(
+                "\reval: {}/{} answered, {} scored, {:.1}s   ",
+                t.answered,
+                t.total,
+                t.scored,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let samples = run_one_shot(tasks, answerer.as_mut(), pool, &opts, &mut progress)?;
+    eprintln!();
+    let over = samples
+        .iter()
+        .filter(|s| s.scored.reply.over_context)
+        .count();
+    if over > 0 {
         eprintln!(
-            "eval: wrote {} trajectories under {}",
-            episodes.len(),
-            dir.display()
+            "eval: {over} prompts left no room for a reply in {} tokens of context; scored as unsolved answers without a program",
+            cfg.env.context_tokens
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome {
+        episodes: as_episodes(&samples),
+        policy: answerer.name(),
+        replies: Some(samples),
+    })
 }
 
 fn save_episodes(dir: &std::path::Path, episodes: &[EpisodeResult]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("episodes.jsonl");
     let mut buf = Vec::new();
     for e in episodes {
         let v = serde_json::json!({
@@ -154,6 +270,36 @@ fn save_episodes(dir: &std::path::Path, episodes: &[EpisodeResult]) -> anyhow::R
         serde_json::to_writer(&mut buf, &v)?;
         buf.write_all(b"\n")?;
     }
-    crate::util::write_atomic(&path, &buf)
+    write_episodes_file(dir, &buf)
+}
+
+/// Direct/CoT trajectories: the reply, the program read from it and the verdict.
+fn save_replies(dir: &std::path::Path, replies: &[OneShotSample]) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    for (i, s) in replies.iter().enumerate() {
+        let (verdict, detail) = match &s.scored.verdict {
+            Verdict::NoProgram => ("no_program", None),
+            Verdict::Passed => ("passed", None),
+            Verdict::Failed { kind } => ("failed", Some(kind.as_str())),
+            Verdict::Infra { message } => ("infra_error", Some(message.as_str())),
+        };
+        let r = &s.scored.reply;
+        let v = serde_json::json!({
+            "episode": i, "task_id": s.task_id, "sample": s.sample,
+            "solved": s.scored.verdict == Verdict::Passed, "turns": 1,
+            "verdict": verdict, "detail": detail, "reply": r.text,
+            "program": s.scored.program, "token_ids": r.token_ids,
+            "prompt_tokens": r.prompt_tokens, "truncated": r.truncated,
+        });
+        serde_json::to_writer(&mut buf, &v)?;
+        buf.write_all(b"\n")?;
+    }
+    write_episodes_file(dir, &buf)
+}
+
+fn write_episodes_file(dir: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("episodes.jsonl");
+    crate::util::write_atomic(&path, bytes)
         .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -6,6 +6,7 @@ mod context;
 mod data;
 mod eval;
 mod model;
+mod sample_bugs;
 mod step;
 mod train;
 mod version;
@@ -106,6 +107,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let corrupt = data::corrupt_config(operators, *max_ops)?;
             return data::generate(&ctx, problems, out, *seed, *per_problem, corrupt);
+        }
+        Cmd::Data(DataCmd::SampleBugs {
+            problems,
+            model,
+            out,
+            samples,
+            temperature,
+            seed,
+        }) => {
+            let args = sample_bugs::SampleBugsArgs {
+                problems,
+                model,
+                out,
+                samples: *samples,
+                temperature: *temperature,
+                seed: *seed,
+            };
+            return sample_bugs::run(&ctx, &args);
         }
         Cmd::Step(args) => return step::run(&ctx, args),
         Cmd::Train(TrainCmd::Sft { resume }) => {

@@ -4,6 +4,7 @@ pub mod corrupt;
 pub mod jsonl;
 pub mod loaders;
 pub mod rationale;
+pub mod sample_bugs;
 pub mod split;
 pub mod stats;
 pub mod synth;

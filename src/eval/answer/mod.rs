@@ -13,9 +13,18 @@
 //! Programs travel in a Markdown fence tagged `python`; a program that itself holds a run of
 //! three backticks gets a longer fence, so no answer can close its own fence early.
 
+mod evaluate;
 mod extract;
+mod sampler;
+mod score;
 
+pub use evaluate::{OneShotOptions, OneShotSample, as_episodes, run_one_shot};
 pub use extract::{extract_program, fence_for};
+pub use sampler::{
+    AnswerError, AnswerRequest, Answerer, DEFAULT_MAX_BATCH_TOKENS, MIN_REPLY_TOKENS,
+    ModelAnswerConfig, ModelAnswerer, OracleAnswerer, Reply, prompt_ids,
+};
+pub use score::{Scored, Tally, Verdict, answer_and_score, failure_kind, failures_by_kind, score};
 
 use crate::data::task::{Problem, Task};
 use crate::model::chat::{Message, Role};
