@@ -5,12 +5,13 @@ mod decode;
 mod env;
 mod sandbox;
 mod stats;
+mod tui;
 
 use crate::config::Config;
 use std::path::Path;
 
 /// The benchmarks that exist, for help and errors.
-pub const KNOWN: &[&str] = &["sandbox", "env", "decode"];
+pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "tui"];
 
 /// Batch sizes `coe bench decode` measures unless `--batch` names others.
 pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
@@ -21,6 +22,7 @@ pub fn run(what: &str, cfg: &Config, batches: &[usize]) -> anyhow::Result<serde_
     match what {
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),
+        "tui" => tui::run(),
         "decode" => {
             let batches = if batches.is_empty() {
                 DECODE_BATCHES
