@@ -33,7 +33,10 @@ impl Tmux {
             if needles.iter().all(|n| s.contains(n)) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {needles:?}; screen:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needles:?}; screen:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -51,7 +54,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
     }
 }
 
@@ -69,7 +74,17 @@ fn step_mode_fixes_a_task_by_hand_in_a_real_terminal() {
     let cmd = format!(
         "cd {root} && {bin} tui --no-model --tasks tests/fixtures/tasks_small.jsonl; echo WORKBENCH-EXITED $?; sleep 30"
     );
-    tmux.run(&["new-session", "-d", "-s", "e2e", "-x", "100", "-y", "30", &cmd]);
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &cmd,
+    ]);
     let s = tmux.wait_for(&["code · gcd (1/3)", "1/3 passed", "return gcd(a % b, b)"]);
     assert!(s.contains("✗ fail  1 assert gcd(35, 21) == 7"), "{s}");
 
@@ -79,7 +94,10 @@ fn step_mode_fixes_a_task_by_hand_in_a_real_terminal() {
     tmux.keys(&["Enter"]);
     let s = tmux.wait_for(&["return gcd(b, a % b)", "3/3 passed", "All tests passed."]);
     assert!(s.contains("solved"), "{s}");
-    assert!(!s.contains("return gcd(a % b, b)"), "the code pane still shows the old line:\n{s}");
+    assert!(
+        !s.contains("return gcd(a % b, b)"),
+        "the code pane still shows the old line:\n{s}"
+    );
 
     tmux.keys(&["?"]);
     tmux.wait_for(&["help ·", "Quit the workbench", "Type a command"]);
@@ -91,7 +109,10 @@ fn step_mode_fixes_a_task_by_hand_in_a_real_terminal() {
     }
     tmux.keys(&["q"]);
     let s = tmux.wait_for(&["WORKBENCH-EXITED 0"]);
-    assert!(!s.contains("Quit the workbench"), "the workbench is still on screen:\n{s}");
+    assert!(
+        !s.contains("Quit the workbench"),
+        "the workbench is still on screen:\n{s}"
+    );
     let alt = tmux.run(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
     assert_eq!(alt.trim(), "0", "the alternate screen was not left");
 }

@@ -19,7 +19,11 @@ fn events(rx: &Receiver<Msg>, n: usize) -> Vec<coe::protocol::Event> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut out = Vec::new();
     while out.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} events", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} events",
+            out.len()
+        );
         match next(rx) {
             FollowMsg::Events(e) => out.extend(e),
             other => panic!("unexpected {other:?}"),
@@ -47,7 +51,10 @@ fn follows_a_growing_file_line_by_line() {
     let (a, b) = METRIC.split_at(20);
     write!(file, "{a}").unwrap();
     file.flush().unwrap();
-    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "a partial line must not be sent");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a partial line must not be sent"
+    );
     writeln!(file, "{b}").unwrap();
     assert_eq!(events(&rx, 1).len(), 1);
 
@@ -62,7 +69,11 @@ fn follows_a_growing_file_line_by_line() {
 
     // Truncation: the reader starts over and reads the new content.
     let mut file = std::fs::File::create(&path).unwrap();
-    writeln!(file, r#"{{"type":"log","job":0,"level":"info","message":"again"}}"#).unwrap();
+    writeln!(
+        file,
+        r#"{{"type":"log","job":0,"level":"info","message":"again"}}"#
+    )
+    .unwrap();
     let mut saw_restart = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -84,7 +95,9 @@ fn a_large_file_arrives_in_bounded_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::new();
     for i in 0..2000 {
-        text.push_str(&format!("{{\"type\":\"metric\",\"job\":0,\"step\":{i},\"phase\":\"train\"}}\n"));
+        text.push_str(&format!(
+            "{{\"type\":\"metric\",\"job\":0,\"step\":{i},\"phase\":\"train\"}}\n"
+        ));
     }
     std::fs::write(dir.path().join("events.jsonl"), text).unwrap();
     let (tx, rx) = bounded(4);

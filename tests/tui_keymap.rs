@@ -16,9 +16,14 @@ fn load(text: &str) -> Result<Keymap, String> {
 
 #[test]
 fn a_user_file_rebinds_over_the_defaults() {
-    let map = load("(\n  step: [\n    (keys: [\"ctrl-z\"], action: undo, desc: \"Undo\"),\n  ],\n)").unwrap();
+    let map =
+        load("(\n  step: [\n    (keys: [\"ctrl-z\"], action: undo, desc: \"Undo\"),\n  ],\n)")
+            .unwrap();
     let chord = |s| KeyChord::parse(s).unwrap();
-    assert_eq!(map.lookup(Layer::Step, &chord("ctrl-z")), Some(Action::Undo));
+    assert_eq!(
+        map.lookup(Layer::Step, &chord("ctrl-z")),
+        Some(Action::Undo)
+    );
     assert_eq!(map.lookup(Layer::Step, &chord("u")), None);
     assert_eq!(map.lookup(Layer::Global, &chord("q")), Some(Action::Quit));
 }
@@ -36,11 +41,7 @@ fn bad_keymaps_name_the_line_and_the_value() {
             "user.ron:3:",
             "fly",
         ),
-        (
-            "(\n  globl: [],\n)",
-            "user.ron:2:",
-            "globl",
-        ),
+        ("(\n  globl: [],\n)", "user.ron:2:", "globl"),
         (
             "(\n  step: [\n    (keys: [\"x\"], action: undo, desc: \"a\"),\n    (keys: [\"x\"], action: propose, desc: \"b\"),\n  ],\n)",
             "user.ron:4: key \"x\" is bound twice in layer step: to Undo and to Propose",
@@ -53,5 +54,9 @@ fn bad_keymaps_name_the_line_and_the_value() {
         assert!(err.contains(what), "{err}");
     }
     let err = Keymap::load(std::path::Path::new("no/such/keymap.ron")).unwrap_err();
-    assert!(err.to_string().starts_with("no/such/keymap.ron: cannot read the keymap"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("no/such/keymap.ron: cannot read the keymap"),
+        "{err}"
+    );
 }

@@ -43,7 +43,12 @@ fn monitor_120x36_scrubbed_to_the_invalid_turn_plotting_reward() {
 fn monitor_waiting_for_a_run() {
     let mut s = state();
     s.mode = Mode::Monitor;
-    update(&mut s, Msg::Follow(coe::tui::msg::FollowMsg::Waiting { path: "runs/x/events.jsonl".into() }));
+    update(
+        &mut s,
+        Msg::Follow(coe::tui::msg::FollowMsg::Waiting {
+            path: "runs/x/events.jsonl".into(),
+        }),
+    );
     insta::assert_snapshot!(draw(&mut s, 80, 24));
 }
 
@@ -59,7 +64,11 @@ fn step_state() -> AppState {
     s.step.episode = 1;
     s.step.sandbox = Some("1 workers, namespaces on".into());
     let failed = |msg: &str| TestOutcome::Failed {
-        error: TestError { exc_type: "RecursionError".into(), message: msg.into(), line: Some(5) },
+        error: TestError {
+            exc_type: "RecursionError".into(),
+            message: msg.into(),
+            line: Some(5),
+        },
     };
     s.step.snapshot = Some(EnvSnapshot {
         task_id: "gcd".into(),
@@ -72,7 +81,11 @@ fn step_state() -> AppState {
         ],
         report: Some(RunReport {
             outcome: RunOutcome::Tests {
-                tests: vec![failed("maximum recursion depth exceeded"), TestOutcome::Passed, failed("maximum recursion depth exceeded")],
+                tests: vec![
+                    failed("maximum recursion depth exceeded"),
+                    TestOutcome::Passed,
+                    failed("maximum recursion depth exceeded"),
+                ],
             },
             output: String::new(),
             elapsed_ms: 12.0,
@@ -84,9 +97,20 @@ fn step_state() -> AppState {
         code: String::new(),
     });
     s.step.code.set(GCD_BUGGY, None);
-    s.step.model = ModelStatus::Ready { name: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(), device: "cpu".into() };
-    let p = |t: &str, lp: f32| Proposal { text: t.into(), token_ids: vec![1], logprobs: vec![lp], person: false };
-    s.step.proposals = vec![(p("### REPW 5 >>>a % b, b >>>b, a % b", -3.2), 2), (p("### EXIT", -6.0), 1)];
+    s.step.model = ModelStatus::Ready {
+        name: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+        device: "cpu".into(),
+    };
+    let p = |t: &str, lp: f32| Proposal {
+        text: t.into(),
+        token_ids: vec![1],
+        logprobs: vec![lp],
+        person: false,
+    };
+    s.step.proposals = vec![
+        (p("### REPW 5 >>>a % b, b >>>b, a % b", -3.2), 2),
+        (p("### EXIT", -6.0), 1),
+    ];
     s
 }
 
@@ -98,7 +122,10 @@ fn step_80x24_with_proposals() {
 #[test]
 fn step_120x36_typing_a_command_after_a_turn() {
     let mut s = step_state();
-    if let Some(coe::protocol::Event::Episode(coe::protocol::EpisodeEvent::Turn { record, .. })) = episode(1).into_iter().nth(1) {
+    if let Some(coe::protocol::Event::Episode(coe::protocol::EpisodeEvent::Turn {
+        record, ..
+    })) = episode(1).into_iter().nth(1)
+    {
         s.step.turns.push(record);
     }
     press(&mut s, &["i"]);
@@ -121,7 +148,13 @@ fn config_valid_and_with_an_error_at_its_line() {
     let mut s = state();
     press(&mut s, &["3"]);
     insta::assert_snapshot!("config_valid", draw(&mut s, 80, 24));
-    let row = s.config.editor.lines.iter().position(|l| l.contains("theme:")).unwrap();
+    let row = s
+        .config
+        .editor
+        .lines
+        .iter()
+        .position(|l| l.contains("theme:"))
+        .unwrap();
     s.config.editor.goto_row(row);
     press(&mut s, &["i", "end", "backspace", "backspace"]);
     type_text(&mut s, "x\",");
@@ -137,14 +170,28 @@ fn data_mode_task_and_demo() {
     let demo = coe::data::task::Demonstration {
         task: task.clone(),
         turns: vec![
-            coe::data::task::DemoTurn { command: "REPW 5 >>>a % b, b >>>b, a % b".into(), state: GCD_FIXED.into(), reward: 1.0 },
-            coe::data::task::DemoTurn { command: "EXIT".into(), state: GCD_FIXED.into(), reward: 0.0 },
+            coe::data::task::DemoTurn {
+                command: "REPW 5 >>>a % b, b >>>b, a % b".into(),
+                state: GCD_FIXED.into(),
+                reward: 1.0,
+            },
+            coe::data::task::DemoTurn {
+                command: "EXIT".into(),
+                state: GCD_FIXED.into(),
+                reward: 0.0,
+            },
         ],
     };
-    update(&mut s, Msg::Data(coe::tui::msg::DataMsg::Loaded {
-        path: "tests/fixtures/tasks_small.jsonl".into(),
-        records: vec![DataRecord::Task(Box::new(task)), DataRecord::Demo(Box::new(demo))],
-    }));
+    update(
+        &mut s,
+        Msg::Data(coe::tui::msg::DataMsg::Loaded {
+            path: "tests/fixtures/tasks_small.jsonl".into(),
+            records: vec![
+                DataRecord::Task(Box::new(task)),
+                DataRecord::Demo(Box::new(demo)),
+            ],
+        }),
+    );
     insta::assert_snapshot!("data_task", draw(&mut s, 80, 24));
     press(&mut s, &["j"]);
     data::refresh(&mut s);

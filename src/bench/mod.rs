@@ -7,12 +7,13 @@ mod sandbox;
 pub mod soak;
 mod soak_probe;
 mod stats;
+mod tui;
 
 use crate::config::Config;
 use std::path::Path;
 
 /// The benchmarks that exist, for help and errors.
-pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "soak"];
+pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "soak", "tui"];
 
 /// Batch sizes `coe bench decode` measures unless `--batch` names others.
 pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
@@ -24,6 +25,7 @@ pub fn run(what: &str, cfg: &Config, batches: &[usize]) -> anyhow::Result<serde_
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),
         "soak" => soak::run(cfg),
+        "tui" => tui::run(),
         "decode" => {
             let batches = if batches.is_empty() {
                 DECODE_BATCHES

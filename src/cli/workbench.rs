@@ -40,7 +40,9 @@ pub fn run(
         return Ok(ExitCode::from(2));
     }
     println!("{}", summary(&cfg, &origin));
-    eprintln!("coe: stdout is not a terminal, so this is the configuration the workbench would use");
+    eprintln!(
+        "coe: stdout is not a terminal, so this is the configuration the workbench would use"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,7 +21,9 @@ use crate::config::{Config, DEFAULT_RON};
 use crossbeam_channel::{Sender, bounded};
 use crossterm::event::{self, Event as TermEvent};
 use crossterm::execute;
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::path::{Path, PathBuf};
@@ -56,7 +58,9 @@ fn config_text(opt: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
     let path = opt.map_or_else(|| PathBuf::from("configs/default.ron"), Path::to_path_buf);
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok((path, t)),
-        Err(e) if opt.is_none() && e.kind() == std::io::ErrorKind::NotFound => Ok((path, DEFAULT_RON.to_string())),
+        Err(e) if opt.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((path, DEFAULT_RON.to_string()))
+        }
         Err(e) => anyhow::bail!("{}: cannot read the config: {e}", path.display()),
     }
 }
@@ -66,7 +70,9 @@ fn config_text(opt: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
 pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
     let (path, text) = config_text(opts.config.as_deref())?;
     let parsed = Config::from_ron(&text, &path.display().to_string());
-    let mut config = parsed.as_ref().map_or_else(|_| Config::default(), Clone::clone);
+    let mut config = parsed
+        .as_ref()
+        .map_or_else(|_| Config::default(), Clone::clone);
     if let Some(d) = &opts.device {
         config.model.device = d.clone();
     }
@@ -82,7 +88,10 @@ pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
     state.device = config.model.device.clone();
     if parsed.is_err() {
         state.mode = Mode::Config;
-        state.log(Level::Error, "the config has errors (shown in config mode); running on the defaults");
+        state.log(
+            Level::Error,
+            "the config has errors (shown in config mode); running on the defaults",
+        );
     }
     match load_step_tasks(opts.tasks.as_deref(), &config) {
         Ok(src) => {
@@ -107,7 +116,11 @@ pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
 }
 
 /// Restores the terminal when dropped, on every exit path.
@@ -128,30 +141,39 @@ fn install_panic_hook() {
     }));
 }
 
-fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("coe-input".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            // Poll with a timeout so the thread notices `stop` and can be joined.
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(_) => return,
+fn spawn_input(
+    tx: Sender<Msg>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("coe-input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // Poll with a timeout so the thread notices `stop` and can be joined.
+                match event::poll(Duration::from_millis(100)) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => return,
+                }
+                let msg = match event::read() {
+                    Ok(TermEvent::Key(k)) => Msg::Key(k),
+                    Ok(TermEvent::Resize(..)) => Msg::Resize,
+                    Ok(_) => continue,
+                    Err(_) => return,
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
             }
-            let msg = match event::read() {
-                Ok(TermEvent::Key(k)) => Msg::Key(k),
-                Ok(TermEvent::Resize(..)) => Msg::Resize,
-                Ok(_) => continue,
-                Err(_) => return,
-            };
-            if tx.send(msg).is_err() {
-                return;
-            }
-        }
-    })
+        })
 }
 
 /// Starts the workers a prepared state needs.
-pub fn start_workers(startup: &mut Startup, rt: &mut Runtime, with_model: bool) -> anyhow::Result<()> {
+pub fn start_workers(
+    startup: &mut Startup,
+    rt: &mut Runtime,
+    with_model: bool,
+) -> anyhow::Result<()> {
     let (env_tx, env_rx) = bounded(REQUEST_CAP);
     let handle = env_worker::spawn(
         startup.config.sandbox.clone(),
@@ -195,7 +217,11 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<ExitCode> {
     install_panic_hook();
     enable_raw_mode()?;
     let guard = TerminalGuard;
-    execute!(std::io::stdout(), EnterAlternateScreen, crossterm::cursor::Hide)?;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        crossterm::cursor::Hide
+    )?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -125,7 +125,10 @@ mod tests {
             parse_color("#ff0000", ColorMode::Ansi256),
             Ok(Color::Indexed(196))
         );
-        assert_eq!(parse_color("42", ColorMode::Ansi256), Ok(Color::Indexed(42)));
+        assert_eq!(
+            parse_color("42", ColorMode::Ansi256),
+            Ok(Color::Indexed(42))
+        );
         assert_eq!(parse_color("reset", ColorMode::Ansi256), Ok(Color::Reset));
         for bad in ["#12345", "#gg0000", "256", "purple", ""] {
             assert_eq!(

@@ -37,7 +37,11 @@ impl LineInput {
         let len = self.text.chars().count();
         self.cursor = self.cursor.min(len);
         match key.code {
-            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
                 self.text.insert(byte_at(&self.text, self.cursor), c);
                 self.cursor += 1;
                 Edit::Changed
@@ -86,7 +90,11 @@ impl TextEditor {
         if lines.is_empty() {
             lines.push(String::new());
         }
-        TextEditor { lines, row: 0, col: 0 }
+        TextEditor {
+            lines,
+            row: 0,
+            col: 0,
+        }
     }
 
     pub fn text(&self) -> String {
@@ -117,7 +125,11 @@ impl TextEditor {
             return Edit::Ignored;
         };
         match key.code {
-            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
                 line.insert(byte_at(line, self.col), c);
                 self.col += 1;
                 Edit::Changed
@@ -239,10 +251,12 @@ mod tests {
         }
         assert_eq!(e.text(), "(\n    a: 1,\n    b: 2,\n)");
         e.handle_key(&key(KeyCode::Home));
-        for _ in 0..5 {
-            e.handle_key(&key(KeyCode::Backspace));
-        }
-        assert_eq!(e.text(), "(\n    a: 1,b: 2,\n)");
+        // Backspace at the start of a line joins it to the previous one.
+        e.handle_key(&key(KeyCode::Backspace));
+        assert_eq!(e.text(), "(\n    a: 1,    b: 2,\n)");
+        assert_eq!((e.row, e.col), (1, 9));
+        e.handle_key(&key(KeyCode::Delete));
+        assert_eq!(e.text(), "(\n    a: 1,   b: 2,\n)");
         e.move_rows(100);
         assert_eq!(e.row, 2);
     }

@@ -32,14 +32,14 @@ fn episode_of(req: &EnvRequest) -> u64 {
     }
 }
 
-fn snapshot(ep: &Episode<'_>) -> EnvSnapshot {
+fn snapshot(ep: &Episode<'_>) -> Box<EnvSnapshot> {
     let state = ep.state();
     let observation = if ep.turn() == 0 {
         first_user_message(ep.task(), &state)
     } else {
         state.clone()
     };
-    EnvSnapshot {
+    Box::new(EnvSnapshot {
         task_id: ep.task().id.clone(),
         state,
         observation,
@@ -51,7 +51,7 @@ fn snapshot(ep: &Episode<'_>) -> EnvSnapshot {
         // `+ 0.0` turns the empty sum's -0.0 into 0.0, so no "-0.0" is shown.
         ret: ep.rewards().iter().sum::<f64>() + 0.0,
         code: ep.buffer().to_code(),
-    }
+    })
 }
 
 fn run(sandbox: &SandboxConfig, env: &EnvSection, rx: &Receiver<EnvRequest>, tx: &Sender<Msg>) {
@@ -133,7 +133,11 @@ fn apply(ep: &mut Episode<'_>, req: EnvRequest, pool: &SandboxPool, limits: &Lim
             logprob,
             ..
         } => {
-            let source = if person { Source::Person } else { Source::Model };
+            let source = if person {
+                Source::Person
+            } else {
+                Source::Model
+            };
             match ep.step(&text, source) {
                 Ok(out) => {
                     let mut record = out.record;
@@ -141,7 +145,7 @@ fn apply(ep: &mut Episode<'_>, req: EnvRequest, pool: &SandboxPool, limits: &Lim
                     ep.take_events();
                     EnvReply::Stepped {
                         episode,
-                        record,
+                        record: Box::new(record),
                         snapshot: snapshot(ep),
                     }
                 }

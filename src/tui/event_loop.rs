@@ -60,7 +60,11 @@ impl EventLoop {
     }
 
     /// Draws if the state is dirty and the frame budget allows; returns whether it drew.
-    pub fn maybe_draw<B: Backend>(&mut self, terminal: &mut Terminal<B>, state: &mut AppState) -> Result<bool, B::Error> {
+    pub fn maybe_draw<B: Backend>(
+        &mut self,
+        terminal: &mut Terminal<B>,
+        state: &mut AppState,
+    ) -> Result<bool, B::Error> {
         let due = self.last_draw.is_none_or(|t| t.elapsed() >= self.frame_gap);
         if !(state.dirty && due) {
             return Ok(false);
@@ -77,11 +81,16 @@ impl EventLoop {
     }
 
     /// One turn: draw if due, wait at most until the next frame or tick, drain, update.
-    pub fn turn<B: Backend>(&mut self, terminal: &mut Terminal<B>, state: &mut AppState, rt: &mut Runtime) -> Result<(), B::Error> {
+    pub fn turn<B: Backend>(
+        &mut self,
+        terminal: &mut Terminal<B>,
+        state: &mut AppState,
+        rt: &mut Runtime,
+    ) -> Result<(), B::Error> {
         self.maybe_draw(terminal, state)?;
-        let until_frame = self
-            .last_draw
-            .map_or(Duration::ZERO, |t| self.frame_gap.saturating_sub(t.elapsed()));
+        let until_frame = self.last_draw.map_or(Duration::ZERO, |t| {
+            self.frame_gap.saturating_sub(t.elapsed())
+        });
         let until_tick = TICK.saturating_sub(self.last_tick.elapsed());
         let timeout = if state.dirty { until_frame } else { until_tick };
         let first = select! {
@@ -119,7 +128,12 @@ impl EventLoop {
     }
 
     /// Runs until the state asks to quit; draws a last frame first.
-    pub fn run<B: Backend>(&mut self, terminal: &mut Terminal<B>, state: &mut AppState, rt: &mut Runtime) -> Result<(), B::Error> {
+    pub fn run<B: Backend>(
+        &mut self,
+        terminal: &mut Terminal<B>,
+        state: &mut AppState,
+        rt: &mut Runtime,
+    ) -> Result<(), B::Error> {
         state.now = unix_now();
         while !state.quit {
             self.turn(terminal, state, rt)?;

@@ -71,14 +71,24 @@ fn open_when_present(path: &Path, tx: &Sender<Msg>, stop: &AtomicBool) -> Option
         match File::open(path) {
             Ok(f) => return Some(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !announced && !send(tx, FollowMsg::Waiting { path: path.to_path_buf() }) {
+                if !announced
+                    && !send(
+                        tx,
+                        FollowMsg::Waiting {
+                            path: path.to_path_buf(),
+                        },
+                    )
+                {
                     return None;
                 }
                 announced = true;
                 std::thread::sleep(POLL);
             }
             Err(e) => {
-                send(tx, FollowMsg::Failed(format!("cannot open {}: {e}", path.display())));
+                send(
+                    tx,
+                    FollowMsg::Failed(format!("cannot open {}: {e}", path.display())),
+                );
                 return None;
             }
         }
@@ -114,7 +124,10 @@ fn tail(path: &Path, tx: &Sender<Msg>, stop: &AtomicBool) {
             let n = match reader.read_until(b'\n', &mut pending) {
                 Ok(n) => n,
                 Err(e) => {
-                    send(tx, FollowMsg::Failed(format!("cannot read {}: {e}", path.display())));
+                    send(
+                        tx,
+                        FollowMsg::Failed(format!("cannot read {}: {e}", path.display())),
+                    );
                     return;
                 }
             };
@@ -127,7 +140,13 @@ fn tail(path: &Path, tx: &Sender<Msg>, stop: &AtomicBool) {
                     match Event::from_json_line(line) {
                         Ok(e) => batch.push(e),
                         Err(error) => {
-                            if !send(tx, FollowMsg::BadLine { line: line_no, error }) {
+                            if !send(
+                                tx,
+                                FollowMsg::BadLine {
+                                    line: line_no,
+                                    error,
+                                },
+                            ) {
                                 return;
                             }
                         }

@@ -34,7 +34,11 @@ pub fn warm_up() {
 
 /// One styled line per input line. Lines are highlighted in order, so a string
 /// or bracket opened on one line colours the next ones as Python would read them.
-pub fn highlight_python(lines: &[String], syntax_theme: &str, mode: ColorMode) -> Vec<Vec<Span<'static>>> {
+pub fn highlight_python(
+    lines: &[String],
+    syntax_theme: &str,
+    mode: ColorMode,
+) -> Vec<Vec<Span<'static>>> {
     let s = sets();
     let (Some(syntax), Some(theme)) = (
         s.syntaxes.find_syntax_by_extension("py"),
@@ -52,7 +56,8 @@ pub fn highlight_python(lines: &[String], syntax_theme: &str, mode: ColorMode) -
                     .into_iter()
                     .filter_map(|(style, text)| {
                         let text = text.trim_end_matches('\n');
-                        (!text.is_empty()).then(|| Span::styled(text.to_string(), convert(style, mode)))
+                        (!text.is_empty())
+                            .then(|| Span::styled(text.to_string(), convert(style, mode)))
                     })
                     .collect(),
             ),

@@ -28,9 +28,13 @@ impl Job {
         std::fs::create_dir_all(run_dir)
             .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
         let log: PathBuf = run_dir.join("workbench-job.log");
-        let out = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the coe binary: {e}"))?;
+        let out = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find the coe binary: {e}"))?;
         let mut child = Command::new(&exe)
             .arg("train")
             .arg("sft")
@@ -78,13 +82,18 @@ impl Job {
         if !self.is_alive() {
             return Ok(());
         }
-        let pid = libc::pid_t::try_from(self.pid).map_err(|_| format!("pid {} out of range", self.pid))?;
+        let pid = libc::pid_t::try_from(self.pid)
+            .map_err(|_| format!("pid {} out of range", self.pid))?;
         // SAFETY: kill(2) with a pid we spawned and have not reaped (checked above).
         let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
         if rc == 0 {
             Ok(())
         } else {
-            Err(format!("kill {}: {}", self.pid, std::io::Error::last_os_error()))
+            Err(format!(
+                "kill {}: {}",
+                self.pid,
+                std::io::Error::last_os_error()
+            ))
         }
     }
 }

@@ -13,7 +13,11 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// Starts loading `cfg.model` and serving requests; exits when the channel closes.
-pub fn spawn(cfg: Config, rx: Receiver<ProposeRequest>, tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn(
+    cfg: Config,
+    rx: Receiver<ProposeRequest>,
+    tx: Sender<Msg>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("coe-model".into())
         .spawn(move || run(&cfg, &rx, &tx))
@@ -35,7 +39,12 @@ fn run(cfg: &Config, rx: &Receiver<ProposeRequest>, tx: &Sender<Msg>) {
             return;
         }
     };
-    let pcfg = ModelPolicyConfig::new(cfg.eval.temperature, cfg.eval.top_p, cfg.env.context_tokens, cfg.seed);
+    let pcfg = ModelPolicyConfig::new(
+        cfg.eval.temperature,
+        cfg.eval.top_p,
+        cfg.env.context_tokens,
+        cfg.seed,
+    );
     let mut policy = match ModelPolicy::new(loaded, pcfg) {
         Ok(p) => p,
         Err(e) => {

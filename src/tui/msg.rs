@@ -19,7 +19,9 @@ pub enum Msg {
     Key(KeyEvent),
     Resize,
     /// Wall-clock time, once a second (drives elapsed-time displays).
-    Tick { unix: f64 },
+    Tick {
+        unix: f64,
+    },
     Follow(FollowMsg),
     Env(EnvReply),
     Model(ModelReply),
@@ -33,11 +35,18 @@ pub enum Msg {
 #[derive(Debug, Clone)]
 pub enum FollowMsg {
     /// The file does not exist yet; the reader polls for it.
-    Waiting { path: PathBuf },
-    Opened { path: PathBuf },
+    Waiting {
+        path: PathBuf,
+    },
+    Opened {
+        path: PathBuf,
+    },
     /// Parsed lines in file order (batched to keep channel traffic low).
     Events(Vec<Event>),
-    BadLine { line: u64, error: String },
+    BadLine {
+        line: u64,
+        error: String,
+    },
     /// The file shrank or was replaced: it is being read again from the start.
     Restarted,
     Failed(String),
@@ -47,7 +56,10 @@ pub enum FollowMsg {
 #[derive(Debug, Clone)]
 pub enum EnvRequest {
     /// Start an episode; `episode` tags every reply about it.
-    Open { episode: u64, task: Box<Task> },
+    Open {
+        episode: u64,
+        task: Box<Task>,
+    },
     /// One turn. `person`: typed by hand (the `### ` prefix is optional).
     Apply {
         episode: u64,
@@ -55,9 +67,13 @@ pub enum EnvRequest {
         person: bool,
         logprob: Option<f64>,
     },
-    Undo { episode: u64 },
+    Undo {
+        episode: u64,
+    },
     /// Run the tests again on the code as it stands.
-    RunTests { episode: u64 },
+    RunTests {
+        episode: u64,
+    },
 }
 
 /// The episode as it stands after a request.
@@ -82,19 +98,32 @@ pub struct EnvSnapshot {
 #[derive(Debug, Clone)]
 pub enum EnvReply {
     /// The sandbox pool is up; `protection` says what isolation is active.
-    Ready { workers: usize, protection: String },
-    Opened { episode: u64, snapshot: EnvSnapshot },
+    Ready {
+        workers: usize,
+        protection: String,
+    },
+    // Boxed: a snapshot holds the whole state and test report, and `Msg` should stay small.
+    Opened {
+        episode: u64,
+        snapshot: Box<EnvSnapshot>,
+    },
     Stepped {
         episode: u64,
-        record: TurnRecord,
-        snapshot: EnvSnapshot,
+        record: Box<TurnRecord>,
+        snapshot: Box<EnvSnapshot>,
     },
-    Undone { episode: u64, snapshot: EnvSnapshot },
+    Undone {
+        episode: u64,
+        snapshot: Box<EnvSnapshot>,
+    },
     Tested {
         episode: u64,
         report: RunReport,
     },
-    Failed { episode: u64, message: String },
+    Failed {
+        episode: u64,
+        message: String,
+    },
 }
 
 /// Requests to the model worker (it owns the model; tensors never leave it).
@@ -113,22 +142,38 @@ pub struct ProposeRequest {
 
 #[derive(Debug, Clone)]
 pub enum ModelReply {
-    Loading { spec: String },
-    Ready { name: String, device: String, load_s: f64 },
-    Unavailable { reason: String },
+    Loading {
+        spec: String,
+    },
+    Ready {
+        name: String,
+        device: String,
+        load_s: f64,
+    },
+    Unavailable {
+        reason: String,
+    },
     Proposals {
         episode: u64,
         turn: u32,
         proposals: Vec<Proposal>,
         elapsed_s: f64,
     },
-    Failed { episode: u64, turn: u32, message: String },
+    Failed {
+        episode: u64,
+        turn: u32,
+        message: String,
+    },
 }
 
 /// A training job started from config mode.
 #[derive(Debug, Clone)]
 pub enum JobMsg {
-    Started { pid: u32, run_dir: PathBuf, log: PathBuf },
+    Started {
+        pid: u32,
+        run_dir: PathBuf,
+        log: PathBuf,
+    },
     /// The child ended; `log_tail` is the end of its log file.
     Exited {
         pid: u32,
@@ -145,7 +190,10 @@ pub enum DataRecord {
     Task(Box<Task>),
     Demo(Box<Demonstration>),
     /// A record of another schema (problems, direct or CoT demos): its id and JSON.
-    Other { id: String, json: String },
+    Other {
+        id: String,
+        json: String,
+    },
 }
 
 impl DataRecord {
@@ -160,8 +208,14 @@ impl DataRecord {
 
 #[derive(Debug, Clone)]
 pub enum DataMsg {
-    Loaded { path: PathBuf, records: Vec<DataRecord> },
-    Failed { path: PathBuf, message: String },
+    Loaded {
+        path: PathBuf,
+        records: Vec<DataRecord>,
+    },
+    Failed {
+        path: PathBuf,
+        message: String,
+    },
 }
 
 /// Work the UI asks the runtime to do (update stays free of I/O).
@@ -171,7 +225,10 @@ pub enum Effect {
     Model(ProposeRequest),
     /// Follow `dir/events.jsonl` (replacing any run followed before).
     Follow(PathBuf),
-    SaveConfig { path: PathBuf, text: String },
+    SaveConfig {
+        path: PathBuf,
+        text: String,
+    },
     /// Save the config, then start `coe train sft --config <path>` and follow `run_dir`.
     StartJob {
         path: PathBuf,

@@ -220,7 +220,10 @@ impl RunState {
                 job,
                 episode,
                 record,
-            } => match self.find(job, episode).and_then(|i| self.episodes.get_mut(i)) {
+            } => match self
+                .find(job, episode)
+                .and_then(|i| self.episodes.get_mut(i))
+            {
                 Some(ep) => ep.turns.push(record),
                 None => self.orphans += 1,
             },
@@ -231,7 +234,10 @@ impl RunState {
                 ret,
                 infra_error,
                 ..
-            } => match self.find(job, episode).and_then(|i| self.episodes.get_mut(i)) {
+            } => match self
+                .find(job, episode)
+                .and_then(|i| self.episodes.get_mut(i))
+            {
                 Some(ep) => {
                     ep.finished = Some(EpisodeEnd {
                         solved,

@@ -110,7 +110,9 @@ impl Runtime {
                 run_dir,
             } => {
                 if let Err(e) = save(&path, &text) {
-                    return Some(Msg::Job(JobMsg::Failed(format!("cannot save the config: {e}"))));
+                    return Some(Msg::Job(JobMsg::Failed(format!(
+                        "cannot save the config: {e}"
+                    ))));
                 }
                 state.config.saved = text;
                 if let Err(e) = self.follow(&run_dir) {
@@ -158,8 +160,12 @@ fn send_request<T>(state: &mut AppState, tx: Option<&Sender<T>>, req: T, what: &
     // try_send: the UI thread must never block on a worker (DESIGN §6).
     match tx.try_send(req) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => state.log(Level::Warn, format!("the {what} worker is busy; try again")),
-        Err(TrySendError::Disconnected(_)) => state.log(Level::Error, format!("the {what} worker has stopped")),
+        Err(TrySendError::Full(_)) => {
+            state.log(Level::Warn, format!("the {what} worker is busy; try again"))
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            state.log(Level::Error, format!("the {what} worker has stopped"))
+        }
     }
 }
 
@@ -171,6 +177,7 @@ fn save(path: &Path, text: &str) -> Result<String, String> {
     if !body.ends_with('\n') {
         body.push('\n');
     }
-    crate::util::write_atomic(path, body.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::util::write_atomic(path, body.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path.display().to_string())
 }

@@ -87,12 +87,20 @@ pub fn tasks_from_problems(problems: &[crate::data::task::Problem]) -> Vec<Task>
     let mut out = Vec::with_capacity(problems.len());
     for (i, p) in problems.iter().enumerate() {
         // Donor lines come from the next problem, as in `coe data gen`'s spirit: plausible code.
-        let donor_src = problems.get((i + 1) % problems.len().max(1)).map_or("", |d| d.solution.as_str());
+        let donor_src = problems
+            .get((i + 1) % problems.len().max(1))
+            .map_or("", |d| d.solution.as_str());
         let donors: Vec<&str> = donor_src.lines().collect();
         let mut rng = ChaCha8Rng::seed_from_u64(fnv(&p.id));
         if let Some(c) = corrupt(&p.solution, &donors, &cfg, &mut rng) {
             let ops = c.operators.iter().map(|o| o.to_string()).collect();
-            out.push(Task::from_problem(p, format!("{}#wb", p.id), c.buggy, Origin::Synthetic, Some(ops)));
+            out.push(Task::from_problem(
+                p,
+                format!("{}#wb", p.id),
+                c.buggy,
+                Origin::Synthetic,
+                Some(ops),
+            ));
         }
     }
     out
@@ -110,7 +118,14 @@ pub fn data_files(step_tasks: Option<&Path>, cfg: &Config) -> Vec<PathBuf> {
     if let Some(p) = step_tasks {
         add(p.to_path_buf());
     }
-    for p in cfg.eval.tasks.iter().chain(&cfg.sft.train).chain(&cfg.sft.valid).chain(&cfg.rl.tasks) {
+    for p in cfg
+        .eval
+        .tasks
+        .iter()
+        .chain(&cfg.sft.train)
+        .chain(&cfg.sft.valid)
+        .chain(&cfg.rl.tasks)
+    {
         add(PathBuf::from(p));
     }
     if let Ok(dir) = find_in_checkout(Path::new("datasets")) {
@@ -142,9 +157,13 @@ pub fn load_records(path: &Path) -> Result<Vec<super::msg::DataRecord>, String> 
     let mut out = Vec::with_capacity(values.len().min(MAX_RECORDS));
     for (line, v) in values.into_iter().take(MAX_RECORDS) {
         let rec = if v.get("turns").is_some() && v.get("task").is_some() {
-            serde_json::from_value(v.clone()).ok().map(|d| DataRecord::Demo(Box::new(d)))
+            serde_json::from_value(v.clone())
+                .ok()
+                .map(|d| DataRecord::Demo(Box::new(d)))
         } else if v.get("buggy").is_some() {
-            serde_json::from_value(v.clone()).ok().map(|t| DataRecord::Task(Box::new(t)))
+            serde_json::from_value(v.clone())
+                .ok()
+                .map(|t| DataRecord::Task(Box::new(t)))
         } else {
             None
         };

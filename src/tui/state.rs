@@ -80,7 +80,10 @@ pub enum ModelStatus {
     /// Not requested (e.g. `--no-model`).
     Off,
     Loading(String),
-    Ready { name: String, device: String },
+    Ready {
+        name: String,
+        device: String,
+    },
     Unavailable(String),
 }
 
@@ -209,7 +212,9 @@ impl AppState {
             monitor: MonitorState {
                 follow_latest: true,
                 plot: Some(PlotKind::Loss),
-                follow_status: "no run followed (coe tui --follow runs/<name>, or start a job in config mode)".into(),
+                follow_status:
+                    "no run followed (coe tui --follow runs/<name>, or start a job in config mode)"
+                        .into(),
                 ..MonitorState::default()
             },
             step: StepState::default(),

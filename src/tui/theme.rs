@@ -11,7 +11,10 @@ use std::path::Path;
 const EMBEDDED: &[(&str, &str)] = &[
     ("dark", include_str!("../../themes/dark.ron")),
     ("light", include_str!("../../themes/light.ron")),
-    ("high-contrast", include_str!("../../themes/high-contrast.ron")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.ron"),
+    ),
 ];
 
 /// The theme names that ship.
@@ -119,14 +122,20 @@ impl Theme {
         Self::parse(name, text, &format!("themes/{name}.ron"), mode)
     }
 
-    pub fn parse(name: &str, text: &str, origin: &str, mode: ColorMode) -> Result<Theme, ThemeError> {
-        let f: ThemeFile = ron::Options::default()
-            .from_str(text)
-            .map_err(|e| ThemeError::Parse {
-                origin: origin.to_string(),
-                line: e.span.start.line,
-                message: e.code.to_string(),
-            })?;
+    pub fn parse(
+        name: &str,
+        text: &str,
+        origin: &str,
+        mode: ColorMode,
+    ) -> Result<Theme, ThemeError> {
+        let f: ThemeFile =
+            ron::Options::default()
+                .from_str(text)
+                .map_err(|e| ThemeError::Parse {
+                    origin: origin.to_string(),
+                    line: e.span.start.line,
+                    message: e.code.to_string(),
+                })?;
         let c = |field: &'static str, v: &str| {
             parse_color(v, mode).map_err(|source| ThemeError::Color {
                 origin: origin.to_string(),
@@ -203,7 +212,11 @@ mod tests {
         let text = include_str!("../../themes/dark.ron").replace("\"#a3be8c\"", "\"mint\"");
         let err = Theme::parse("dark", &text, "t.ron", ColorMode::TrueColor).unwrap_err();
         assert_eq!(
-            err.to_string().split(':').take(3).collect::<Vec<_>>().join(":"),
+            err.to_string()
+                .split(':')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(":"),
             "t.ron: field ok: colour \"mint\""
         );
     }

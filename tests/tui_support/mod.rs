@@ -21,7 +21,12 @@ pub fn root() -> PathBuf {
 /// A fresh state on the embedded default config and dark theme, tasks from tasks_small.jsonl.
 pub fn state() -> AppState {
     let theme = Theme::embedded("dark", ColorMode::TrueColor).unwrap();
-    let mut s = AppState::new(Keymap::defaults(), theme, PathBuf::from("configs/default.ron"), DEFAULT_RON);
+    let mut s = AppState::new(
+        Keymap::defaults(),
+        theme,
+        PathBuf::from("configs/default.ron"),
+        DEFAULT_RON,
+    );
     s.step.tasks = load_tasks(&root().join("tests/fixtures/tasks_small.jsonl")).unwrap();
     s.step.tasks_origin = "tests/fixtures/tasks_small.jsonl (3 tasks)".into();
     s
@@ -47,7 +52,15 @@ pub fn press(state: &mut AppState, chords: &[&str]) -> Vec<Effect> {
 /// Types text character by character.
 pub fn type_text(state: &mut AppState, text: &str) -> Vec<Effect> {
     text.chars()
-        .flat_map(|ch| update(state, Msg::Key(KeyEvent::new(crossterm::event::KeyCode::Char(ch), KeyModifiers::NONE))))
+        .flat_map(|ch| {
+            update(
+                state,
+                Msg::Key(KeyEvent::new(
+                    crossterm::event::KeyCode::Char(ch),
+                    KeyModifiers::NONE,
+                )),
+            )
+        })
         .collect()
 }
 
@@ -80,17 +93,25 @@ pub fn metric(step: u64, phase: &str) -> Event {
         job: 0,
         step,
         phase: phase.into(),
-        loss: train.then(|| 2.0 / (1.0 + s * 0.2)),
+        loss: train.then_some(2.0 / (1.0 + s * 0.2)),
         reward: Some(-0.5 + s * 0.05),
-        solve_rate: (!train).then(|| (s / 20.0).min(1.0)),
-        kl: train.then(|| 0.01 * s),
+        solve_rate: (!train).then_some((s / 20.0).min(1.0)),
+        kl: train.then_some(0.01 * s),
         tokens_per_s: train.then_some(800.0 + s),
         elapsed_s: train.then_some(10.0 * s),
         ..Metric::default()
     }))
 }
 
-pub fn turn(episode: u64, n: u32, text: &str, valid: bool, state: &str, reward: f64, solved: bool) -> Event {
+pub fn turn(
+    episode: u64,
+    n: u32,
+    text: &str,
+    valid: bool,
+    state: &str,
+    reward: f64,
+    solved: bool,
+) -> Event {
     let command = text.strip_prefix("### ").map(str::to_string);
     Event::Episode(EpisodeEvent::Turn {
         job: 0,
@@ -120,7 +141,15 @@ pub fn episode(id: u64) -> Vec<Event> {
             state: GCD_BUGGY.into(),
         }),
         turn(id, 1, "### DELL 9", false, GCD_INVALID, -0.5, false),
-        turn(id, 2, "### REPW 5 >>>a % b, b >>>b, a % b", true, GCD_FIXED, 1.0, true),
+        turn(
+            id,
+            2,
+            "### REPW 5 >>>a % b, b >>>b, a % b",
+            true,
+            GCD_FIXED,
+            1.0,
+            true,
+        ),
         turn(id, 3, "### EXIT", true, GCD_FIXED, 0.0, true),
         Event::Episode(EpisodeEvent::EpisodeFinished {
             job: 0,
@@ -154,6 +183,11 @@ pub fn run_events() -> Vec<Event> {
 
 /// Feeds events as the tail reader would.
 pub fn ingest(state: &mut AppState, events: Vec<Event>) {
-    update(state, Msg::Follow(FollowMsg::Opened { path: Path::new("runs/smoke-rl/events.jsonl").into() }));
+    update(
+        state,
+        Msg::Follow(FollowMsg::Opened {
+            path: Path::new("runs/smoke-rl/events.jsonl").into(),
+        }),
+    );
     update(state, Msg::Follow(FollowMsg::Events(events)));
 }

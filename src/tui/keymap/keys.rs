@@ -23,7 +23,9 @@ pub enum KeyParseError {
         "key {0:?}: unknown key name (a single character, or up, down, left, right, enter, esc, tab, backtab, backspace, delete, insert, home, end, pageup, pagedown, space, f1…f12)"
     )]
     Name(String),
-    #[error("key {0:?}: shift- applies to named keys only; write the character itself (e.g. \"G\")")]
+    #[error(
+        "key {0:?}: shift- applies to named keys only; write the character itself (e.g. \"G\")"
+    )]
     ShiftChar(String),
 }
 
@@ -89,7 +91,8 @@ impl KeyChord {
 
     /// The chord of a key press, normalised the way [`KeyChord::parse`] writes it.
     pub fn from_event(ev: &KeyEvent) -> KeyChord {
-        let mut mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut mods =
+            ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         if matches!(ev.code, KeyCode::Char(_) | KeyCode::BackTab) {
             mods -= KeyModifiers::SHIFT;
         }
@@ -152,8 +155,19 @@ mod tests {
     #[test]
     fn chords_round_trip() {
         for text in [
-            "j", "G", "?", "-", "ctrl-d", "alt-x", "ctrl-alt-delete", "backtab", "pagedown",
-            "space", "f5", "enter", "[",
+            "j",
+            "G",
+            "?",
+            "-",
+            "ctrl-d",
+            "alt-x",
+            "ctrl-alt-delete",
+            "backtab",
+            "pagedown",
+            "space",
+            "f5",
+            "enter",
+            "[",
         ] {
             let chord = KeyChord::parse(text).unwrap();
             assert_eq!(chord.to_string(), text);
@@ -164,10 +178,22 @@ mod tests {
     #[test]
     fn bad_chords_say_why() {
         assert!(matches!(KeyChord::parse(""), Err(KeyParseError::Empty(_))));
-        assert!(matches!(KeyChord::parse("hyper-x"), Err(KeyParseError::Modifier { .. })));
-        assert!(matches!(KeyChord::parse("pgdn"), Err(KeyParseError::Name(_))));
-        assert!(matches!(KeyChord::parse("shift-g"), Err(KeyParseError::ShiftChar(_))));
-        assert!(matches!(KeyChord::parse("f13"), Err(KeyParseError::Name(_))));
+        assert!(matches!(
+            KeyChord::parse("hyper-x"),
+            Err(KeyParseError::Modifier { .. })
+        ));
+        assert!(matches!(
+            KeyChord::parse("pgdn"),
+            Err(KeyParseError::Name(_))
+        ));
+        assert!(matches!(
+            KeyChord::parse("shift-g"),
+            Err(KeyParseError::ShiftChar(_))
+        ));
+        assert!(matches!(
+            KeyChord::parse("f13"),
+            Err(KeyParseError::Name(_))
+        ));
     }
 
     #[test]
@@ -175,6 +201,9 @@ mod tests {
         let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
         assert_eq!(KeyChord::from_event(&ev), KeyChord::parse("G").unwrap());
         let ev = KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL);
-        assert_eq!(KeyChord::from_event(&ev), KeyChord::parse("ctrl-d").unwrap());
+        assert_eq!(
+            KeyChord::from_event(&ev),
+            KeyChord::parse("ctrl-d").unwrap()
+        );
     }
 }

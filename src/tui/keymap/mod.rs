@@ -313,6 +313,9 @@ mod tests {
         assert_eq!(map.lookup(Layer::Global, &chord("x")), Some(Action::Quit));
         assert_eq!(map.lookup(Layer::Global, &chord("q")), None);
         assert_eq!(map.lookup(Layer::Global, &chord("j")), Some(Action::Quit));
-        assert_eq!(map.lookup(Layer::Global, &chord("down")), Some(Action::Down));
+        assert_eq!(
+            map.lookup(Layer::Global, &chord("down")),
+            Some(Action::Down)
+        );
     }
 }

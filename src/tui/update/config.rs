@@ -32,7 +32,10 @@ pub fn is_modified(state: &AppState) -> bool {
 fn save(state: &mut AppState, fx: &mut Vec<Effect>) {
     if let Some((_, e)) = &state.config.error {
         let first = e.lines().next().unwrap_or_default().to_string();
-        state.log(Level::Error, format!("not saved, the config is invalid: {first}"));
+        state.log(
+            Level::Error,
+            format!("not saved, the config is invalid: {first}"),
+        );
         return;
     }
     fx.push(Effect::SaveConfig {
@@ -132,7 +135,11 @@ pub fn handle_job(state: &mut AppState, msg: JobMsg) {
         JobMsg::Started { pid, run_dir, log } => {
             state.log(
                 Level::Info,
-                format!("job started: pid {pid}, log {}, following {}", log.display(), run_dir.display()),
+                format!(
+                    "job started: pid {pid}, log {}, following {}",
+                    log.display(),
+                    run_dir.display()
+                ),
             );
             state.job = Some(JobState {
                 pid: Some(pid),

@@ -19,7 +19,9 @@ fn load_current(state: &mut AppState, fx: &mut Vec<Effect>) {
             state.data.code.clear();
             fx.push(Effect::LoadData(path.clone()));
         }
-        None => state.data.status = "no data files (datasets/, eval.tasks, sft.train, --tasks)".into(),
+        None => {
+            state.data.status = "no data files (datasets/, eval.tasks, sft.train, --tasks)".into()
+        }
     }
 }
 

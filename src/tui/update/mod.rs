@@ -71,10 +71,10 @@ fn handle_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
     let layer = layer_of(state.mode);
     if let Some(a) = state.keymap.lookup(layer, &chord) {
         handle_mode_action(state, a, fx);
-    } else if let Some(a) = state.keymap.lookup(Layer::Global, &chord) {
-        if !handle_global(state, a, fx) {
-            handle_mode_action(state, a, fx);
-        }
+    } else if let Some(a) = state.keymap.lookup(Layer::Global, &chord)
+        && !handle_global(state, a, fx)
+    {
+        handle_mode_action(state, a, fx);
     }
 }
 
@@ -104,8 +104,14 @@ fn handle_global(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> 
         Action::ModeStep => Mode::Step,
         Action::ModeConfig => Mode::Config,
         Action::ModeData => Mode::Data,
-        Action::NextMode => Mode::ALL.get((idx + 1) % n).copied().unwrap_or(Mode::Monitor),
-        Action::PrevMode => Mode::ALL.get((idx + n - 1) % n).copied().unwrap_or(Mode::Monitor),
+        Action::NextMode => Mode::ALL
+            .get((idx + 1) % n)
+            .copied()
+            .unwrap_or(Mode::Monitor),
+        Action::PrevMode => Mode::ALL
+            .get((idx + n - 1) % n)
+            .copied()
+            .unwrap_or(Mode::Monitor),
         _ => return false,
     };
     switch_mode(state, target, fx);

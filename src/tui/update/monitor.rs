@@ -46,7 +46,10 @@ pub fn handle_follow(state: &mut AppState, msg: FollowMsg) {
         FollowMsg::Restarted => {
             state.monitor.run = RunState::default();
             state.monitor.code.clear();
-            state.log(Level::Warn, "events.jsonl shrank or was replaced; reading it again");
+            state.log(
+                Level::Warn,
+                "events.jsonl shrank or was replaced; reading it again",
+            );
         }
         FollowMsg::Failed(message) => {
             state.monitor.follow_status = format!("stopped: {message}");
@@ -109,7 +112,8 @@ pub fn refresh_code(state: &mut AppState) {
 pub fn handle_action(state: &mut AppState, action: Action) {
     let len = state.monitor.run.episodes.len();
     let cur = current_index(state);
-    let pick = |delta: isize| cur.map(|c| c.saturating_add_signed(delta).min(len.saturating_sub(1)));
+    let pick =
+        |delta: isize| cur.map(|c| c.saturating_add_signed(delta).min(len.saturating_sub(1)));
     match action {
         Action::Up => {
             if let Some(i) = pick(-1) {

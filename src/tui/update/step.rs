@@ -12,7 +12,11 @@ use crossterm::event::{KeyCode, KeyEvent};
 /// Opens task `index` (clamped) as a fresh episode.
 pub fn open_task(state: &mut AppState, index: usize, fx: &mut Vec<Effect>) {
     let s = &mut state.step;
-    let Some(task) = s.tasks.get(index.min(s.tasks.len().saturating_sub(1))).cloned() else {
+    let Some(task) = s
+        .tasks
+        .get(index.min(s.tasks.len().saturating_sub(1)))
+        .cloned()
+    else {
         state.log(Level::Warn, "no tasks to open");
         return;
     };
@@ -51,11 +55,14 @@ pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
             protection,
         } => {
             state.step.sandbox = Some(format!("{workers} workers, {protection}"));
-            state.log(Level::Info, format!("sandbox ready: {workers} workers ({protection})"));
+            state.log(
+                Level::Info,
+                format!("sandbox ready: {workers} workers ({protection})"),
+            );
         }
         EnvReply::Opened { episode, snapshot } if episode == current => {
             state.log(Level::Info, format!("opened {}", snapshot.task_id));
-            show(state, snapshot, None);
+            show(state, *snapshot, None);
             request_proposals(state, fx);
         }
         EnvReply::Stepped {
@@ -80,15 +87,25 @@ pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
                 "applied".into()
             };
             state.log(
-                if record.valid { Level::Info } else { Level::Warn },
-                format!("turn {}: {} — {verdict}, reward {:+}", record.turn, record.text, record.reward),
+                if record.valid {
+                    Level::Info
+                } else {
+                    Level::Warn
+                },
+                format!(
+                    "turn {}: {} — {verdict}, reward {:+}",
+                    record.turn, record.text, record.reward
+                ),
             );
             let edited = record.edited_line;
-            state.step.turns.push(record);
+            state.step.turns.push(*record);
             let done = snapshot.done;
-            show(state, snapshot, edited);
+            show(state, *snapshot, edited);
             if done {
-                state.log(Level::Info, "episode over (u undoes the last turn, t picks another task)");
+                state.log(
+                    Level::Info,
+                    "episode over (u undoes the last turn, t picks another task)",
+                );
             } else {
                 request_proposals(state, fx);
             }
@@ -97,7 +114,7 @@ pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
             state.step.turns.pop();
             state.step.history.pop();
             let edited = state.step.turns.last().and_then(|t| t.edited_line);
-            show(state, snapshot, edited);
+            show(state, *snapshot, edited);
             state.log(Level::Info, "undid the last turn");
             request_proposals(state, fx);
         }
@@ -157,7 +174,10 @@ pub fn request_proposals(state: &mut AppState, fx: &mut Vec<Effect>) {
 pub fn handle_model(state: &mut AppState, reply: ModelReply, fx: &mut Vec<Effect>) {
     match reply {
         ModelReply::Loading { spec } => {
-            state.log(Level::Info, format!("loading model {spec} in the background"));
+            state.log(
+                Level::Info,
+                format!("loading model {spec} in the background"),
+            );
             state.step.model = ModelStatus::Loading(spec);
         }
         ModelReply::Ready {
@@ -165,7 +185,10 @@ pub fn handle_model(state: &mut AppState, reply: ModelReply, fx: &mut Vec<Effect
             device,
             load_s,
         } => {
-            state.log(Level::Info, format!("model {name} ready on {device} ({load_s:.1} s)"));
+            state.log(
+                Level::Info,
+                format!("model {name} ready on {device} ({load_s:.1} s)"),
+            );
             state.device = device.clone();
             state.step.model = ModelStatus::Ready { name, device };
             request_proposals(state, fx);
@@ -189,7 +212,10 @@ pub fn handle_model(state: &mut AppState, reply: ModelReply, fx: &mut Vec<Effect
             state.step.selected = 0;
             state.log(
                 Level::Info,
-                format!("{} proposal(s) in {elapsed_s:.1} s", state.step.proposals.len()),
+                format!(
+                    "{} proposal(s) in {elapsed_s:.1} s",
+                    state.step.proposals.len()
+                ),
             );
         }
         ModelReply::Failed {
@@ -274,9 +300,8 @@ pub fn handle_input_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effec
             }
         }
         _ => {
-            if input.handle_key(key) == Edit::Ignored {
-                return;
-            }
+            // Keys a line does not edit (up, tab, …) are simply ignored while typing.
+            let _: Edit = input.handle_key(key);
         }
     }
 }
@@ -315,21 +340,17 @@ pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>)
                 .unwrap_or_default();
             state.step.input = Some(LineInput::with_text(&text));
         }
-        Action::Undo => {
-            if state.step.busy.is_none() && !state.step.turns.is_empty() {
-                state.step.busy = Some("undoing".into());
-                fx.push(Effect::Env(EnvRequest::Undo {
-                    episode: state.step.episode,
-                }));
-            }
+        Action::Undo if state.step.busy.is_none() && !state.step.turns.is_empty() => {
+            state.step.busy = Some("undoing".into());
+            fx.push(Effect::Env(EnvRequest::Undo {
+                episode: state.step.episode,
+            }));
         }
-        Action::RunTests => {
-            if state.step.busy.is_none() && state.step.snapshot.is_some() {
-                state.step.busy = Some("running the tests".into());
-                fx.push(Effect::Env(EnvRequest::RunTests {
-                    episode: state.step.episode,
-                }));
-            }
+        Action::RunTests if state.step.busy.is_none() && state.step.snapshot.is_some() => {
+            state.step.busy = Some("running the tests".into());
+            fx.push(Effect::Env(EnvRequest::RunTests {
+                episode: state.step.episode,
+            }));
         }
         Action::Propose => match &state.step.model {
             ModelStatus::Ready { .. } => request_proposals(state, fx),
@@ -343,7 +364,9 @@ pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>)
             }
         },
         Action::Up => state.step.selected = state.step.selected.saturating_sub(1),
-        Action::Down => state.step.selected = (state.step.selected + 1).min(n_props.saturating_sub(1)),
+        Action::Down => {
+            state.step.selected = (state.step.selected + 1).min(n_props.saturating_sub(1))
+        }
         Action::Top => state.step.selected = 0,
         Action::Bottom => state.step.selected = n_props.saturating_sub(1),
         _ => {}

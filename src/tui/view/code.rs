@@ -44,7 +44,9 @@ impl Widget for CodePane<'_> {
             return;
         }
         let width = v.numbers.iter().max().map_or(1, |n| n.to_string().len());
-        let edited_idx = v.edited.and_then(|e| v.numbers.iter().position(|&n| n == e));
+        let edited_idx = v
+            .edited
+            .and_then(|e| v.numbers.iter().position(|&n| n == e));
         let skip = scroll_for(edited_idx, v.styled.len(), usize::from(inner.height));
         let lines: Vec<Line> = v
             .styled

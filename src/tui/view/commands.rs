@@ -17,7 +17,12 @@ pub struct CommandsPane<'a> {
 }
 
 impl<'a> CommandsPane<'a> {
-    pub fn new(turns: &'a [TurnRecord], selected: Option<usize>, theme: &'a Theme, title: String) -> Self {
+    pub fn new(
+        turns: &'a [TurnRecord],
+        selected: Option<usize>,
+        theme: &'a Theme,
+        title: String,
+    ) -> Self {
         CommandsPane {
             turns,
             selected,

@@ -14,13 +14,24 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState) {
     // Rows the message takes once wrapped to the pane, plus borders.
     let inner_w = usize::from(area.width.saturating_sub(2)).max(1);
     let err_rows = c.error.as_ref().map_or(3, |(_, e)| {
-        let rows: usize = e.lines().map(|l| l.chars().count().div_ceil(inner_w).max(1)).sum();
+        let rows: usize = e
+            .lines()
+            .map(|l| l.chars().count().div_ceil(inner_w).max(1))
+            .sum();
         u16::try_from(rows + 2).unwrap_or(u16::MAX).clamp(3, 9)
     });
     let [edit_area, err_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(err_rows)]).areas(area);
-    let modified = if super::super::update::config::is_modified(state) { " · modified" } else { "" };
-    let mode = if c.editing { "editing (esc stops)" } else { "i edits · s saves · S starts a job" };
+    let modified = if super::super::update::config::is_modified(state) {
+        " · modified"
+    } else {
+        ""
+    };
+    let mode = if c.editing {
+        "editing (esc stops)"
+    } else {
+        "i edits · s saves · S starts a job"
+    };
     let title = format!("config · {}{modified} · {mode}", c.path.display());
     let block = pane_block(t, title, c.editing);
     let inner = block.inner(edit_area);
@@ -45,18 +56,32 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState) {
             );
             let mut spans = vec![gutter];
             if i == c.editor.row {
-                let at = text.char_indices().nth(c.editor.col).map_or(text.len(), |(b, _)| b);
+                let at = text
+                    .char_indices()
+                    .nth(c.editor.col)
+                    .map_or(text.len(), |(b, _)| b);
                 let (before, after) = text.split_at(at);
                 let mut rest = after.chars();
                 let under = rest.next().map_or(" ".to_string(), |ch| ch.to_string());
                 spans.push(Span::raw(before.to_string()));
-                spans.push(Span::styled(under, if c.editing { t.selected() } else { Style::new().fg(t.focus) }));
+                spans.push(Span::styled(
+                    under,
+                    if c.editing {
+                        t.selected()
+                    } else {
+                        Style::new().fg(t.focus)
+                    },
+                ));
                 spans.push(Span::raw(rest.collect::<String>()));
             } else {
                 spans.push(Span::raw(text.clone()));
             }
             let line = Line::from(spans);
-            if bad { line.style(Style::new().bg(t.edited_bg)) } else { line }
+            if bad {
+                line.style(Style::new().bg(t.edited_bg))
+            } else {
+                line
+            }
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);

@@ -41,7 +41,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState) {
     } else {
         let mut ls = ListState::default().with_selected(Some(d.selected));
         frame.render_stateful_widget(
-            List::new(items).block(pane_block(t, title, true)).highlight_style(t.selected()),
+            List::new(items)
+                .block(pane_block(t, title, true))
+                .highlight_style(t.selected()),
             list_area,
             &mut ls,
         );
@@ -73,7 +75,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState) {
     frame.render_widget(
         Paragraph::new(task.prompt.clone())
             .wrap(Wrap { trim: true })
-            .block(pane_block(t, format!("{} · {:?}", task.id, task.origin).to_lowercase(), false)),
+            .block(pane_block(
+                t,
+                format!("{} · {:?}", task.id, task.origin).to_lowercase(),
+                false,
+            )),
         prompt_area,
     );
     frame.render_widget(CodePane::new(&d.code, t, "buggy code".into()), code_area);

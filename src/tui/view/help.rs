@@ -29,7 +29,12 @@ pub fn help_lines(state: &AppState) -> Vec<Line<'static>> {
         }
         lines.push(Line::styled(format!("{} keys", layer.name()), t.title()));
         for b in bindings {
-            let keys = b.keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
+            let keys = b
+                .keys
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
             lines.push(Line::from(vec![
                 Span::styled(format!("  {keys:<16}"), t.warn()),
                 Span::raw(b.desc.clone()),

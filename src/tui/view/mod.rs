@@ -11,14 +11,14 @@ mod log;
 mod plots;
 mod popups;
 mod status;
-mod tests;
+mod test_pane;
 
 pub use code::CodePane;
 pub use commands::CommandsPane;
 pub use log::LogPane;
 pub use plots::PlotPane;
 pub use status::StatusBar;
-pub use tests::{TestRow, TestsPane};
+pub use test_pane::{TestRow, TestsPane};
 
 use super::state::{AppState, Mode, Popup};
 use super::theme::Theme;
@@ -53,7 +53,9 @@ pub fn render(frame: &mut Frame, state: &AppState) {
     frame.render_widget(StatusBar::new(state), status_area);
     match &state.popup {
         Some(Popup::Help { scroll }) => help::render(frame, area, state, *scroll),
-        Some(Popup::Episodes { selected }) => popups::render_episodes(frame, area, state, *selected),
+        Some(Popup::Episodes { selected }) => {
+            popups::render_episodes(frame, area, state, *selected)
+        }
         Some(Popup::Tasks { selected }) => popups::render_tasks(frame, area, state, *selected),
         None => {}
     }
@@ -108,7 +110,11 @@ fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
         Some(e) => {
             let end = match e.finished {
                 Some(f) if f.infra_error => " · infra error".to_string(),
-                Some(f) => format!(" · {} · return {:+.1}", if f.solved { "solved" } else { "unsolved" }, f.ret),
+                Some(f) => format!(
+                    " · {} · return {:+.1}",
+                    if f.solved { "solved" } else { "unsolved" },
+                    f.ret
+                ),
                 None => " · running".to_string(),
             };
             let follow = if m.follow_latest { " · following" } else { "" };
@@ -121,7 +127,7 @@ fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
         CommandsPane::new(turns, selected, &state.theme, cmd_title),
         cmd_area,
     );
-    let rows = tests::rows_from_feedback(&m.code.feedback);
+    let rows = test_pane::rows_from_feedback(&m.code.feedback);
     frame.render_widget(
         TestsPane::new(rows, &m.code.feedback, &state.theme, "tests".into()),
         tests_area,
@@ -157,7 +163,7 @@ fn render_step(frame: &mut Frame, area: Rect, state: &AppState) {
     };
     frame.render_widget(CodePane::new(&s.code, &state.theme, code_title), code_area);
     let rows = match &s.snapshot {
-        Some(snap) => tests::rows_from_report(&snap.tests, snap.report.as_ref()),
+        Some(snap) => test_pane::rows_from_report(&snap.tests, snap.report.as_ref()),
         None => Vec::new(),
     };
     let tests_title = match &s.busy {

@@ -58,7 +58,10 @@ impl Widget for PlotPane<'_> {
         for (xb, yb) in lines.iter().filter_map(|s| s.bounds()) {
             bounds = Some(match bounds {
                 None => (xb, yb),
-                Some((x, y)) => ([x[0].min(xb[0]), x[1].max(xb[1])], [y[0].min(yb[0]), y[1].max(yb[1])]),
+                Some((x, y)) => (
+                    [x[0].min(xb[0]), x[1].max(xb[1])],
+                    [y[0].min(yb[0]), y[1].max(yb[1])],
+                ),
             });
         }
         let Some((xb, yb)) = bounds else {
@@ -71,7 +74,14 @@ impl Widget for PlotPane<'_> {
             .render(inner, buf);
             return;
         };
-        let (xb, yb) = (if xb[1] > xb[0] { xb } else { [xb[0], xb[0] + 1.0] }, widen(yb));
+        let (xb, yb) = (
+            if xb[1] > xb[0] {
+                xb
+            } else {
+                [xb[0], xb[0] + 1.0]
+            },
+            widen(yb),
+        );
         let names = ["train", "eval"];
         let colours = [t.plot_train, t.plot_eval];
         let datasets: Vec<Dataset> = lines

@@ -6,7 +6,14 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph};
 
-fn render_list(frame: &mut Frame, area: Rect, state: &AppState, title: String, items: Vec<ListItem>, selected: usize) {
+fn render_list(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    title: String,
+    items: Vec<ListItem>,
+    selected: usize,
+) {
     let rect = centered(area, 72, area.height.saturating_sub(4));
     frame.render_widget(Clear, rect);
     let list = List::new(items)
@@ -30,10 +37,17 @@ pub fn render_episodes(frame: &mut Frame, area: Rect, state: &AppState, selected
                 Some(_) => ("✗", t.bad()),
                 None => ("…", t.muted()),
             };
-            let ret = e.finished.map_or(String::new(), |f| format!("{:+.1}", f.ret));
+            let ret = e
+                .finished
+                .map_or(String::new(), |f| format!("{:+.1}", f.ret));
             ListItem::new(Line::from(vec![
                 Span::styled(format!("{mark} "), style),
-                Span::raw(format!("ep {:<6} {:<28} {:>2} turns {ret}", e.episode, e.task_id, e.turns.len())),
+                Span::raw(format!(
+                    "ep {:<6} {:<28} {:>2} turns {ret}",
+                    e.episode,
+                    e.task_id,
+                    e.turns.len()
+                )),
             ]))
         })
         .collect();
@@ -48,10 +62,17 @@ pub fn render_tasks(frame: &mut Frame, area: Rect, state: &AppState, selected: u
         .iter()
         .map(|t| {
             let lines = t.buggy.lines().count();
-            ListItem::new(format!("{:<36} {lines:>3} lines  {} tests", t.id, t.tests.len()))
+            ListItem::new(format!(
+                "{:<36} {lines:>3} lines  {} tests",
+                t.id,
+                t.tests.len()
+            ))
         })
         .collect();
-    let title = format!("tasks · {} · enter opens · esc closes", state.step.tasks_origin);
+    let title = format!(
+        "tasks · {} · enter opens · esc closes",
+        state.step.tasks_origin
+    );
     render_list(frame, area, state, title, items, selected);
 }
 

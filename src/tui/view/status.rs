@@ -47,7 +47,7 @@ fn run_fields(state: &AppState) -> Vec<String> {
         .last_train
         .as_ref()
         .and_then(|m| m.elapsed_s)
-        .or_else(|| (state.now > 0.0).then(|| state.now - started.unix_time));
+        .or_else(|| (state.now > 0.0).then_some(state.now - started.unix_time));
     if let Some(e) = elapsed {
         out.push(format!("elapsed {}", fmt_elapsed(e)));
     }
@@ -70,7 +70,11 @@ fn step_fields(state: &AppState) -> Vec<String> {
         format!("device {}", state.device),
         format!("tasks {}", s.tasks.len()),
     ];
-    out.push(s.sandbox.as_ref().map_or("sandbox starting".into(), |x| format!("sandbox {x}")));
+    out.push(
+        s.sandbox
+            .as_ref()
+            .map_or("sandbox starting".into(), |x| format!("sandbox {x}")),
+    );
     out
 }
 
@@ -90,7 +94,9 @@ impl Widget for StatusBar<'_> {
             spans.push(Span::styled(" │ ", t.muted()));
             spans.push(Span::raw(f));
         }
-        Paragraph::new(Line::from(spans)).style(t.base()).render(area, buf);
+        Paragraph::new(Line::from(spans))
+            .style(t.base())
+            .render(area, buf);
     }
 }
 

@@ -45,7 +45,14 @@ pub fn rows_from_report(tests: &[String], report: Option<&RunReport>) -> Vec<Tes
         Some(RunOutcome::SyntaxError { line, message }) => tests
             .iter()
             .enumerate()
-            .map(|(i, s)| row(i, s, TestStatus::NotRun, format!("syntax error at L{line}: {message}")))
+            .map(|(i, s)| {
+                row(
+                    i,
+                    s,
+                    TestStatus::NotRun,
+                    format!("syntax error at L{line}: {message}"),
+                )
+            })
             .collect(),
         Some(RunOutcome::Tests { tests: outcomes }) => tests
             .iter()
@@ -64,7 +71,9 @@ pub fn rows_from_report(tests: &[String], report: Option<&RunReport>) -> Vec<Tes
                 Some(TestOutcome::TimedOut { seconds }) => {
                     row(i, s, TestStatus::TimedOut, format!("after {seconds}s"))
                 }
-                Some(TestOutcome::Crashed { reason }) => row(i, s, TestStatus::Crashed, reason.clone()),
+                Some(TestOutcome::Crashed { reason }) => {
+                    row(i, s, TestStatus::Crashed, reason.clone())
+                }
                 None => row(i, s, TestStatus::NotRun, String::new()),
             })
             .collect(),
@@ -127,7 +136,11 @@ impl<'a> TestsPane<'a> {
 impl Widget for TestsPane<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
-        let passed = self.rows.iter().filter(|r| r.status == TestStatus::Passed).count();
+        let passed = self
+            .rows
+            .iter()
+            .filter(|r| r.status == TestStatus::Passed)
+            .count();
         let title = if self.rows.iter().any(|r| r.status != TestStatus::NotRun) {
             format!("{} · {passed}/{} passed", self.title, self.rows.len())
         } else {
@@ -159,14 +172,20 @@ impl Widget for TestsPane<'_> {
                 lines.push(Line::styled("feedback:", t.muted()));
             }
             for l in self.feedback.lines() {
-                let style = if l == "All tests passed." { t.ok() } else { t.base() };
+                let style = if l == "All tests passed." {
+                    t.ok()
+                } else {
+                    t.base()
+                };
                 lines.push(Line::styled(l.to_string(), style));
             }
         }
         if lines.is_empty() {
             lines.push(Line::styled("(no test results yet)", t.muted()));
         }
-        Paragraph::new(lines).wrap(Wrap { trim: false }).render(inner, buf);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .render(inner, buf);
     }
 }
 

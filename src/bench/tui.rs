@@ -1,0 +1,254 @@
+//! `coe bench tui`: is the workbench responsive while it follows a busy run?
+//!
+//! A writer thread appends 1,000 events per second (episodes of ten turns with
+//! realistic states, and metrics) to a run's `events.jsonl` for ~10 s, while
+//! the real event loop (`tui::event_loop`) follows it through the real tail
+//! reader and draws monitor mode on a 120×36 `TestBackend` at `ui.max_fps`.
+//! Every 100 ms a key press (switch plot) is injected to measure input
+//! latency. Reported: draw time per frame (median, p99), frames drawn, events
+//! ingested per second and how far behind the writer the UI ended, key
+//! latency, and resident memory before and after (bounded by the ring buffers).
+use super::stats::median_p99;
+use crate::config::DEFAULT_RON;
+use crate::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
+use crate::tui::color::ColorMode;
+use crate::tui::event_loop::EventLoop;
+use crate::tui::keymap::Keymap;
+use crate::tui::msg::Msg;
+use crate::tui::runtime::Runtime;
+use crate::tui::state::{AppState, Mode};
+use crate::tui::theme::Theme;
+use crate::tui::update::monitor::begin_follow;
+use crossbeam_channel::bounded;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const RATE: u64 = 1000;
+const SECONDS: u64 = 10;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn state_text(turn: u64) -> String {
+    let mut s = String::new();
+    for i in 1..=14 {
+        s.push_str(&format!(
+            "L{i}     total = total + values[{i}] * {}\n",
+            (i + turn) % 7
+        ));
+    }
+    s.push_str("***\nTest 1 failed: assert weighted([1, 2, 3]) == 14\nAssertionError (L5)");
+    s
+}
+
+/// The i-th event of the synthetic stream (episodes of 12 events plus a metric every 20).
+fn event(i: u64) -> Event {
+    if i % 20 == 19 {
+        return Event::Run(RunEvent::Metric(Metric {
+            job: 0,
+            step: i / 20,
+            phase: "train".into(),
+            loss: Some(2.0 / (1.0 + i as f64 / 2000.0)),
+            reward: Some((i % 100) as f64 / 100.0),
+            tokens_per_s: Some(900.0),
+            elapsed_s: Some(i as f64 / RATE as f64),
+            ..Metric::default()
+        }));
+    }
+    let ep = i / 12;
+    match i % 12 {
+        0 => Event::Episode(EpisodeEvent::EpisodeStarted {
+            job: 0,
+            episode: ep,
+            task_id: format!("coe/weighted#{}", ep % 50),
+            state: state_text(0),
+        }),
+        11 => Event::Episode(EpisodeEvent::EpisodeFinished {
+            job: 0,
+            episode: ep,
+            solved: ep.is_multiple_of(3),
+            turns: 10,
+            ret: -0.5,
+            infra_error: false,
+        }),
+        t => Event::Episode(EpisodeEvent::Turn {
+            job: 0,
+            episode: ep,
+            record: TurnRecord {
+                turn: t as u32,
+                text: format!("### REPW 5 >>>* {t} >>>* {}", t + 1),
+                command: Some(format!("REPW 5 >>>* {t} >>>* {}", t + 1)),
+                valid: true,
+                error: None,
+                reward: 0.0,
+                logprob: Some(-1.5),
+                state: state_text(t),
+                solved: false,
+                edited_line: Some(5),
+            },
+        }),
+    }
+}
+
+pub fn run() -> anyhow::Result<serde_json::Value> {
+    let machine = super::machine();
+    let dir = tempfile_dir()?;
+    let path = dir.join("events.jsonl");
+    let mut header = Event::Run(RunEvent::RunStarted(RunStarted {
+        schema: 1,
+        job: 0,
+        run: "bench".into(),
+        kind: JobKind::Rl,
+        start_step: 0,
+        total_steps: RATE * SECONDS / 20,
+        model: "default".into(),
+        model_sha256: None,
+        device: "cpu".into(),
+        seed: 0,
+        commit: String::new(),
+        config: String::new(),
+        unix_time: 0.0,
+    }))
+    .to_json_line();
+    header.push('\n');
+    std::fs::write(&path, header)?;
+
+    let theme = Theme::embedded("dark", ColorMode::TrueColor)?;
+    let mut state = AppState::new(Keymap::defaults(), theme, "bench.ron".into(), DEFAULT_RON);
+    state.mode = Mode::Monitor;
+    begin_follow(&mut state, dir.clone());
+    let mut rt = Runtime::new();
+    rt.follow(&dir).map_err(anyhow::Error::msg)?;
+    let (input_tx, input_rx) = bounded(64);
+    let mut lp = EventLoop::new(
+        input_rx,
+        crate::config::Config::embedded_default().ui.max_fps,
+    );
+    lp.record_frames = true;
+    let mut terminal = Terminal::new(TestBackend::new(120, 36))?;
+    let rss_before = rss_kib();
+
+    let total = RATE * SECONDS;
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || -> std::io::Result<f64> {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&writer_path)?;
+        let start = Instant::now();
+        let chunk = RATE / 100;
+        let mut i = 0;
+        while i < total {
+            let mut buf = String::new();
+            for _ in 0..chunk {
+                buf.push_str(&event(i).to_json_line());
+                buf.push('\n');
+                i += 1;
+            }
+            f.write_all(buf.as_bytes())?;
+            let due = Duration::from_millis(10 * (i / chunk));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(start.elapsed().as_secs_f64())
+    });
+
+    let start = Instant::now();
+    let mut key_latency = Vec::new();
+    let mut pending_key: Option<(Instant, Option<crate::tui::run_view::PlotKind>)> = None;
+    let mut next_key = start;
+    let mut writer_done_at: Option<Instant> = None;
+    let mut rss_peak = rss_before;
+    let expected = total + 1;
+    while state.monitor.run.events < expected {
+        if start.elapsed() > Duration::from_secs(SECONDS * 3) {
+            break;
+        }
+        if pending_key.is_none() && Instant::now() >= next_key {
+            let before = state.monitor.plot;
+            let _ = input_tx.try_send(Msg::Key(KeyEvent::new(
+                KeyCode::Char('p'),
+                KeyModifiers::NONE,
+            )));
+            pending_key = Some((Instant::now(), before));
+            next_key += Duration::from_millis(100);
+        }
+        lp.turn(&mut terminal, &mut state, &mut rt)?;
+        if let Some((sent, before)) = pending_key
+            && state.monitor.plot != before
+        {
+            key_latency.push(sent.elapsed().as_secs_f64() * 1e3);
+            pending_key = None;
+        }
+        if writer_done_at.is_none() && writer.is_finished() {
+            writer_done_at = Some(Instant::now());
+        }
+        rss_peak = rss_peak.max(rss_kib());
+    }
+    let ingest_s = start.elapsed().as_secs_f64();
+    let lag_s = writer_done_at.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let write_s = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+    // The last frame, so every event is on screen.
+    state.dirty = true;
+    lp.maybe_draw(&mut terminal, &mut state)?;
+    rt.shutdown(Duration::from_secs(1));
+    let rss_after = rss_kib();
+    let events = state.monitor.run.events;
+    let episodes_held = state.monitor.run.episodes.len();
+    let mut frames_ms: Vec<f64> = lp.frame_times.iter().map(|s| s * 1e3).collect();
+    let frames = frames_ms.len();
+    let (frame_med, frame_p99) = median_p99(&mut frames_ms);
+    let (key_med, key_p99) = median_p99(&mut key_latency);
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(events == expected, "ingested {events} of {expected} events");
+    eprintln!(
+        "bench tui: {events} events in {ingest_s:.1} s ({:.0}/s, writer {write_s:.1} s, UI done {lag_s:.2} s after it); \
+         frame median {frame_med:.2} ms p99 {frame_p99:.2} ms over {frames} frames; key latency median {key_med:.1} ms p99 {key_p99:.1} ms; \
+         RSS {rss_before} → {rss_after} KiB (peak {rss_peak})",
+        events as f64 / ingest_s
+    );
+    Ok(json!({
+        "bench": "tui",
+        "machine": machine,
+        "terminal": "TestBackend 120x36, monitor mode, dark theme",
+        "writer_events_per_s": RATE,
+        "events": events,
+        "writer_s": write_s,
+        "ingest_s": ingest_s,
+        "ingest_events_per_s": events as f64 / ingest_s,
+        "ui_done_after_writer_s": lag_s,
+        "frames": frames,
+        "frame_median_ms": frame_med,
+        "frame_p99_ms": frame_p99,
+        "key_latency_median_ms": key_med,
+        "key_latency_p99_ms": key_p99,
+        "keys": key_latency.len(),
+        "episodes_held": episodes_held,
+        "episodes_seen": total / 12,
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "rss_peak_kib": rss_peak,
+    }))
+}
+
+/// A fresh directory under the system temp dir (no tempfile crate outside tests).
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("coe-bench-tui-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
