@@ -7,7 +7,8 @@
 //! Every 100 ms a key press (switch plot) is injected to measure input
 //! latency. Reported: draw time per frame (median, p99), frames drawn, events
 //! ingested per second and how far behind the writer the UI ended, key
-//! latency, and resident memory before and after (bounded by the ring buffers).
+//! latency, and resident memory before, half-way and after (bounded by the
+//! ring buffers: the newest 256 episodes, 4,096 points per plot line).
 use super::stats::median_p99;
 use crate::config::DEFAULT_RON;
 use crate::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
@@ -172,6 +173,8 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
     let mut next_key = start;
     let mut writer_done_at: Option<Instant> = None;
     let mut rss_peak = rss_before;
+    // RSS once half the events are in: with the rings full by then, the second half should add little.
+    let mut rss_half: Option<u64> = None;
     let expected = total + 1;
     while state.monitor.run.events < expected {
         if start.elapsed() > Duration::from_secs(SECONDS * 3) {
@@ -196,7 +199,11 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
         if writer_done_at.is_none() && writer.is_finished() {
             writer_done_at = Some(Instant::now());
         }
-        rss_peak = rss_peak.max(rss_kib());
+        let rss = rss_kib();
+        rss_peak = rss_peak.max(rss);
+        if rss_half.is_none() && state.monitor.run.events >= expected / 2 {
+            rss_half = Some(rss);
+        }
     }
     let ingest_s = start.elapsed().as_secs_f64();
     let lag_s = writer_done_at.map_or(0.0, |t| t.elapsed().as_secs_f64());
@@ -219,8 +226,9 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
     eprintln!(
         "bench tui: {events} events in {ingest_s:.1} s ({:.0}/s, writer {write_s:.1} s, UI done {lag_s:.2} s after it); \
          frame median {frame_med:.2} ms p99 {frame_p99:.2} ms over {frames} frames; key latency median {key_med:.1} ms p99 {key_p99:.1} ms; \
-         RSS {rss_before} → {rss_after} KiB (peak {rss_peak})",
-        events as f64 / ingest_s
+         RSS {rss_before} → {} (half-way) → {rss_after} KiB (peak {rss_peak})",
+        events as f64 / ingest_s,
+        rss_half.unwrap_or(0)
     );
     Ok(json!({
         "bench": "tui",
@@ -241,6 +249,7 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
         "episodes_held": episodes_held,
         "episodes_seen": total / 12,
         "rss_before_kib": rss_before,
+        "rss_half_kib": rss_half.unwrap_or(0),
         "rss_after_kib": rss_after,
         "rss_peak_kib": rss_peak,
     }))
