@@ -182,3 +182,45 @@ fn partial_corrupt_and_missing_checkpoints_are_handled() {
             "no checkpoint in runs/run/checkpoints",
         ));
 }
+
+#[test]
+fn sigterm_checkpoints_and_stops_at_a_step_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = setup(d, "term", 400);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coe"))
+        .current_dir(d)
+        .args(["train", "sft", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let events = d.join("runs/term/events.jsonl");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .contains("\"phase\":\"train\"")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no step after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a cancelled run exits 130");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.contains("\"status\":\"cancelled\""), "{last}");
+    let step: u64 = serde_json::from_str::<serde_json::Value>(last).unwrap()["step"]
+        .as_u64()
+        .unwrap();
+    assert!(step > 0 && step < 400, "{last}");
+    let ck = d.join(format!("runs/term/checkpoints/step-{step:08}"));
+    assert!(
+        ck.join("state.json").is_file(),
+        "no checkpoint at the step it stopped: {}",
+        ck.display()
+    );
+}
