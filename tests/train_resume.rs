@@ -49,6 +49,36 @@ fn setup(dir: &Path, name: &str, steps: usize) -> PathBuf {
     path
 }
 
+/// Starts `coe train sft` in the background.
+fn spawn_train(dir: &Path, cfg: &Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("coe"))
+        .current_dir(dir)
+        .args(["train", "sft", "--config"])
+        .arg(cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `events` contains `needle` (the child must still be running).
+fn wait_for(child: &mut std::process::Child, events: &Path, needle: &str) {
+    let started = Instant::now();
+    while !std::fs::read_to_string(events)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no {needle} after 300 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {needle}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn adapter_bytes(run: &Path) -> Vec<u8> {
     std::fs::read(run.join("adapter/adapter_model.safetensors")).unwrap()
 }
@@ -67,30 +97,9 @@ fn kill_9_then_resume_matches_an_uninterrupted_run() {
 
     // The same run, killed with SIGKILL once a checkpoint exists, then resumed.
     let cfg = setup(d, "killed", 8);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coe"))
-        .current_dir(d)
-        .args(["train", "sft", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_train(d, &cfg);
     let events = d.join("runs/killed/events.jsonl");
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&events).unwrap_or_default();
-        if text.contains("\"type\":\"checkpoint\"") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint after 300 s"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&mut child, &events, "\"type\":\"checkpoint\"");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     coe(d)
@@ -188,25 +197,9 @@ fn sigterm_checkpoints_and_stops_at_a_step_boundary() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = setup(d, "term", 400);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coe"))
-        .current_dir(d)
-        .args(["train", "sft", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_train(d, &cfg);
     let events = d.join("runs/term/events.jsonl");
-    let started = Instant::now();
-    while !std::fs::read_to_string(&events)
-        .unwrap_or_default()
-        .contains("\"phase\":\"train\"")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no step after 300 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&mut child, &events, "\"phase\":\"train\"");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "a cancelled run exits 130");

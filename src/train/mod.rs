@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod evaluate;
 pub mod examples;
 pub mod grpo;
+pub mod periodic;
 pub mod rl;
 pub mod run_dir;
 pub mod schedule;

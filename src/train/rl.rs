@@ -18,8 +18,8 @@ use tch::{Kind, Tensor};
 use super::adamw::{clip_grad_norm, zero_grads};
 use super::evaluate::{run_logged, summarise};
 use super::grpo::{group_advantages, loss_sums, returns};
+use super::periodic::Periodic;
 use super::setup::{self, held_out, lora_of, resolve_adapter};
-use super::sft::emit_eval;
 use super::tokens::{Sequence, micro_batches, target_logprobs};
 use super::{JobEnv, JobOutcome, step_seed};
 use crate::config::Config;
@@ -64,18 +64,21 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
     let valid = held_out(r.valid.as_deref(), r.eval_tasks)?;
     let sampling = SamplingParams::with_temperature(r.temperature);
     prep.policy.set_sampling(sampling)?;
+    let periodic = Periodic {
+        kind: JobKind::Rl,
+        total,
+        eval_every: r.eval_every,
+        checkpoint_every: r.checkpoint_every,
+        keep_last: r.keep_last,
+        batch_stride: 2,
+    };
     let started = Instant::now();
     let job = env.emit.job();
     let mut step = prep.start_step;
     let mut last_eval = None;
     while step < total {
         if env.cancelled() {
-            setup::save_checkpoint(cfg, JobKind::Rl, step, r.keep_last, &prep, env)?;
-            return Ok(JobOutcome {
-                step,
-                cancelled: true,
-                last_eval,
-            });
+            return periodic.cancelled(cfg, step, &prep, env, last_eval);
         }
         let t0 = Instant::now();
         let batch = pick_tasks(tasks.len(), r.tasks_per_step, cfg.seed, step);
@@ -111,28 +114,9 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
             tokens_per_s: Some(tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
             elapsed_s: Some(started.elapsed().as_secs_f64()),
         }))?;
-        if !valid.is_empty() && (step % r.eval_every as u64 == 0 || step == total) {
-            let s = super::evaluate::evaluate(
-                &valid,
-                &mut prep.policy,
-                env.pool,
-                cfg,
-                env.emit,
-                2 * step,
-            )?;
-            emit_eval(env, step, &s)?;
-            last_eval = Some(s);
-        }
-        if step % r.checkpoint_every as u64 == 0 || step == total {
-            setup::save_checkpoint(cfg, JobKind::Rl, step, r.keep_last, &prep, env)?;
-        }
+        periodic.after_step(cfg, step, &valid, &mut prep, env, &mut last_eval)?;
     }
-    setup::save_final_adapter(&prep, env)?;
-    Ok(JobOutcome {
-        step,
-        cancelled: false,
-        last_eval,
-    })
+    periodic.finished(step, &prep, env, last_eval)
 }
 
 /// The tasks of a step: consecutive slices of a seeded permutation per pass over the file.

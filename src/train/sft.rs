@@ -15,8 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use tch::Kind;
 
 use super::adamw::{clip_grad_norm, zero_grads};
-use super::evaluate::{EvalSummary, evaluate};
+use super::evaluate::EvalSummary;
 use super::examples::{Example, ExampleContext, load_file};
+use super::periodic::Periodic;
 use super::schedule::Schedule;
 use super::setup::{self, Prepared, held_out, lora_of};
 use super::tokens::{micro_batches, target_logprobs};
@@ -85,6 +86,14 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
     let valid = held_out(s.valid.as_deref(), s.eval_tasks)?;
     let schedule = Schedule::new(s.lr, s.warmup_steps, s.steps);
     let mut order = DataOrder::new(examples.len(), cfg.seed);
+    let periodic = Periodic {
+        kind: JobKind::Sft,
+        total,
+        eval_every: s.eval_every,
+        checkpoint_every: s.checkpoint_every,
+        keep_last: s.keep_last,
+        batch_stride: 1,
+    };
     let per_step = (s.batch_size * s.grad_accum) as u64;
     let started = Instant::now();
     let mut last_eval = None;
@@ -92,12 +101,7 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
     let job = env.emit.job();
     while step < total {
         if env.cancelled() {
-            setup::save_checkpoint(cfg, JobKind::Sft, step, s.keep_last, &prep, env)?;
-            return Ok(JobOutcome {
-                step,
-                cancelled: true,
-                last_eval,
-            });
+            return periodic.cancelled(cfg, step, &prep, env, last_eval);
         }
         let t0 = Instant::now();
         let picked: Vec<&Example> = (0..per_step)
@@ -127,21 +131,9 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
             elapsed_s: Some(started.elapsed().as_secs_f64()),
             ..Metric::default()
         }))?;
-        if !valid.is_empty() && (step % s.eval_every as u64 == 0 || step == total) {
-            let summary = evaluate(&valid, &mut prep.policy, env.pool, cfg, env.emit, step)?;
-            emit_eval(env, step, &summary)?;
-            last_eval = Some(summary);
-        }
-        if step % s.checkpoint_every as u64 == 0 || step == total {
-            setup::save_checkpoint(cfg, JobKind::Sft, step, s.keep_last, &prep, env)?;
-        }
+        periodic.after_step(cfg, step, &valid, &mut prep, env, &mut last_eval)?;
     }
-    setup::save_final_adapter(&prep, env)?;
-    Ok(JobOutcome {
-        step,
-        cancelled: false,
-        last_eval,
-    })
+    periodic.finished(step, &prep, env, last_eval)
 }
 
 /// One optimizer step's forward and backward passes; returns (mean token loss, tokens seen).
