@@ -107,6 +107,15 @@ def start_server(cfg, prot, namespaces):
         clear_ipc = None if prot.get("sysv_ipc_off") else ("all",)
     else:
         clear_ipc = None if drop_uid is None else (drop_uid,)
+    # Memory is limited per process, not per run: if a run's processes together exhaust
+    # the host, the kernel's OOM killer must take them first. Set here, before the
+    # server stops being dumpable (its /proc files then belong to root, and a non-root
+    # server could no longer write them); every run child inherits it.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError as e:
+        prot["notes"].append("task processes keep the default OOM score (%s)" % describe_error(e))
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     # The first compile() in a process builds the parser's lazily made state: about
     # 3 ms of CPU that every forked child paid again (and that the run child's warm-up
