@@ -188,7 +188,7 @@ fn partial_corrupt_and_missing_checkpoints_are_handled() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains(
-            "no checkpoint in runs/run/checkpoints",
+            "holds no checkpoint to resume from",
         ));
 }
 

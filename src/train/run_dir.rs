@@ -21,7 +21,7 @@ pub enum RunDirError {
         "{0} already holds a run; pass --resume to continue it, or change `name` in the config to start another"
     )]
     Exists(PathBuf),
-    #[error("{0} holds no run to resume; start it without --resume")]
+    #[error("{0} holds no checkpoint to resume from; start the run without --resume")]
     NothingToResume(PathBuf),
 }
 
@@ -32,7 +32,10 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates (or, with `resume`, reopens) `<runs>/<name>/` and writes `config.ron`.
+    /// Creates (or, with `resume`, reopens) `<runs>/<name>/` and writes `config.ron`. A run
+    /// counts as started once it has a complete checkpoint; a directory left by an attempt that
+    /// failed before its first checkpoint may be started afresh (its events are kept as
+    /// `events.jsonl.prev`).
     pub fn prepare(
         runs: &Path,
         name: &str,
@@ -42,16 +45,22 @@ impl RunDir {
         let run = RunDir {
             root: runs.join(name),
         };
-        let started = run.events().exists() || run.checkpoints().exists();
-        match (resume, started) {
-            (false, true) => return Err(RunDirError::Exists(run.root)),
-            (true, false) => return Err(RunDirError::NothingToResume(run.root)),
-            _ => {}
-        }
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| RunDirError::Io { path, source }
         };
+        let started = crate::train::checkpoint::list(&run.checkpoints())
+            .map(|l| !l.is_empty())
+            .unwrap_or(false);
+        match (resume, started) {
+            (false, true) => return Err(RunDirError::Exists(run.root)),
+            (true, false) => return Err(RunDirError::NothingToResume(run.root)),
+            (false, false) if run.events().exists() => {
+                let prev = run.root.join("events.jsonl.prev");
+                std::fs::rename(run.events(), &prev).map_err(io(&prev))?;
+            }
+            _ => {}
+        }
         std::fs::create_dir_all(run.checkpoints()).map_err(io(&run.checkpoints()))?;
         let cfg = run.root.join("config.ron");
         crate::util::write_atomic(&cfg, config_ron.as_bytes()).map_err(io(&cfg))?;
@@ -148,11 +157,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::prepare(dir.path(), "a", false, "()").unwrap();
         assert!(run.checkpoints().is_dir());
+        // No checkpoint yet: nothing to resume, and a fresh start is still allowed.
+        let err = RunDir::prepare(dir.path(), "a", true, "()").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds no checkpoint to resume from"),
+            "{err}"
+        );
+        std::fs::write(run.events(), "{}\n").unwrap();
+        RunDir::prepare(dir.path(), "a", false, "()").unwrap();
+        assert!(
+            run.root.join("events.jsonl.prev").is_file(),
+            "the failed attempt's events are kept"
+        );
+        // With a checkpoint: a fresh start is refused, a resume allowed.
+        std::fs::create_dir_all(run.checkpoints().join("step-00000002")).unwrap();
         let err = RunDir::prepare(dir.path(), "a", false, "()").unwrap_err();
         assert!(err.to_string().contains("pass --resume"), "{err}");
         RunDir::prepare(dir.path(), "a", true, "()").unwrap();
-        let err = RunDir::prepare(dir.path(), "b", true, "()").unwrap_err();
-        assert!(err.to_string().contains("holds no run to resume"), "{err}");
     }
 
     #[test]
