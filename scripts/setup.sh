@@ -45,7 +45,7 @@ else
     "$PY" -m venv "$venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
   fi
   say "installing torch==$TORCH_VERSION into .venv (~4.6 GB, about a minute on a fast link)"
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" \
+  "$venv/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q "torch==$TORCH_VERSION" \
     || die "pip could not install torch==$TORCH_VERSION (see pip's output above)"
 fi
 torch_dir=$("$venv/bin/python" -W ignore -c 'import torch,os; print(os.path.dirname(torch.__file__))') \
