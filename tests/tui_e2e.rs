@@ -1,8 +1,9 @@
 //! End to end in a real terminal: the `coe` binary runs inside tmux on the
 //! small task file without a model; the test types a fix by hand, watches the
 //! code and tests panes change, opens the help popup, quits, and checks the
-//! terminal was given back (alternate screen left, shell output visible).
-//! Skipped, with a notice, when tmux is not installed.
+//! terminal was given back (alternate screen left, shell output visible). A second
+//! test follows a training run in the workbench, kills the workbench with SIGKILL and
+//! checks the run finishes untouched. Skipped, with a notice, when tmux is not installed.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -115,4 +116,97 @@ fn step_mode_fixes_a_task_by_hand_in_a_real_terminal() {
     );
     let alt = tmux.run(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
     assert_eq!(alt.trim(), "0", "the alternate screen was not left");
+}
+
+#[test]
+fn killing_the_workbench_while_it_follows_a_run_leaves_the_run_unaffected() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("NOTICE: tmux is not installed; skipping the workbench end-to-end test");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_coe");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = Command::new(bin)
+        .current_dir(d)
+        .args([
+            "data",
+            "gen",
+            "--out",
+            "data",
+            "--operators",
+            "swap_arithmetic",
+        ])
+        .args(["--max-ops", "1", "--per-problem", "1", "--problems"])
+        .arg(format!("{root}/datasets/smoke/problems.jsonl"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let cfg = d.join("follow.ron");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"(name: "follow", seed: 1,
+                model: (path: "{root}/tests/fixtures/gguf/tiny_llama.gguf", threads: 1),
+                sft: (train: ["data/train.demos.jsonl"],
+                      lora: (rank: 4, alpha: 8.0, dropout: 0.0, targets: ["all-linear"]),
+                      lr: 1e-2, warmup_steps: 2, steps: 60, batch_size: 2,
+                      checkpoint_every: 20, keep_last: 2))"#
+        ),
+    )
+    .unwrap();
+    let mut train = Command::new(bin)
+        .current_dir(d)
+        .args(["train", "sft", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let tmux = Tmux {
+        socket: format!("coe-e2e-follow-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "cd {} && exec {bin} tui --no-model --follow runs/follow",
+        d.display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &cmd,
+    ]);
+    tmux.wait_for(&["job follow sft", "step "]);
+    let pid = tmux.run(&["display-message", "-p", "-t", "e2e", "#{pane_pid}"]);
+    let pid: i32 = pid.trim().parse().expect("the workbench's pid");
+    assert!(
+        train.try_wait().unwrap().is_none(),
+        "the run finished before the workbench could be killed; make it longer"
+    );
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+
+    let status = train.wait().unwrap();
+    assert!(status.success(), "the followed run failed: {status:?}");
+    let events = std::fs::read_to_string(d.join("runs/follow/events.jsonl")).unwrap();
+    for (i, line) in events.lines().enumerate() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "events.jsonl line {} is not JSON: {line}",
+            i + 1
+        );
+    }
+    assert!(
+        events.contains("\"status\":\"completed\",\"step\":60"),
+        "{events}"
+    );
+    assert!(
+        d.join("runs/follow/adapter/adapter_model.safetensors")
+            .is_file()
+    );
 }

@@ -120,6 +120,29 @@ impl Default for EnvSection {
     }
 }
 
+/// How RL advantages are normalised within a group of episodes of one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvantageMode {
+    /// The paper's variant: each turn's return-to-go against the returns of the group's
+    /// episodes at the same turn index.
+    PerTurn,
+    /// Every turn of an episode gets its episode's whole return, normalised across the group.
+    Episode,
+}
+
+/// The policy the RL KL penalty pulls towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferencePolicy {
+    /// The policy the run started from (`init_adapter`; the base model without one): what
+    /// the adapter-disabled model is when the SFT adapter is merged into the base, as in the
+    /// paper. The KL starts at zero.
+    Start,
+    /// The base model with every adapter disabled.
+    Base,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -252,6 +275,10 @@ pub struct RlSection {
     pub ppo_epochs: usize,
     pub clip_norm: f64,
     pub max_batch_tokens: usize,
+    /// `per_turn` (the paper's) or `episode`.
+    pub advantage: AdvantageMode,
+    /// `start` (the policy at the run's first step) or `base` (adapters off).
+    pub reference: ReferencePolicy,
 }
 
 impl Default for RlSection {
@@ -274,6 +301,8 @@ impl Default for RlSection {
             ppo_epochs: 1,
             clip_norm: 1.0,
             max_batch_tokens: 16_384,
+            advantage: AdvantageMode::PerTurn,
+            reference: ReferencePolicy::Start,
         }
     }
 }

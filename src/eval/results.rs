@@ -32,6 +32,8 @@ pub struct EvalResults {
     pub pass_at: BTreeMap<String, f64>,
     pub turn_curve: BTreeMap<String, f64>,
     pub mean_turns: f64,
+    /// Mean episode return (the sum of the turn rewards) over scored episodes.
+    pub mean_return: f64,
     pub invalid_rate: f64,
     /// Episodes excluded because the sandbox failed twice (not scored).
     pub infra_errors: usize,
@@ -118,6 +120,15 @@ pub fn summarise(
         } else {
             f64::from(commands) / scored.len() as f64
         },
+        mean_return: if scored.is_empty() {
+            0.0
+        } else {
+            scored
+                .iter()
+                .map(|e| e.rewards.iter().sum::<f64>())
+                .sum::<f64>()
+                / scored.len() as f64
+        },
         invalid_rate: if commands == 0 {
             0.0
         } else {
@@ -140,8 +151,9 @@ impl EvalResults {
             out.push_str(&format!("  pass@{k:<3} {:6.2}%\n", v * 100.0));
         }
         out.push_str(&format!(
-            "  mean turns {:.2}   invalid-command rate {:.2}%   infra errors {}\n",
+            "  mean turns {:.2}   mean return {:.3}   invalid-command rate {:.2}%   infra errors {}\n",
             self.mean_turns,
+            self.mean_return,
             self.invalid_rate * 100.0,
             self.infra_errors
         ));

@@ -82,8 +82,10 @@ impl AdamW {
         out
     }
 
-    /// Restores moments saved by [`AdamW::state_tensors`] for the parameters given, which
-    /// must all be present with their shapes.
+    /// Restores moments saved by [`AdamW::state_tensors`] for the parameters given, with
+    /// their shapes. Moments are created lazily, at a parameter's first gradient, so a
+    /// parameter with neither moment saved has never been updated and starts fresh; one with
+    /// only one of the two is an error.
     pub fn load_state<'a>(
         &mut self,
         steps: u64,
@@ -93,8 +95,12 @@ impl AdamW {
         let saved: BTreeMap<String, Tensor> = saved.into_iter().collect();
         let mut moments = BTreeMap::new();
         for (name, p) in params {
+            let keys = [format!("m.{name}"), format!("v.{name}")];
+            if keys.iter().all(|k| !saved.contains_key(k)) {
+                continue;
+            }
             let mut pair = Vec::with_capacity(2);
-            for key in [format!("m.{name}"), format!("v.{name}")] {
+            for key in keys {
                 let t = saved
                     .get(&key)
                     .ok_or_else(|| AdamError::Missing(key.clone()))?;
@@ -214,8 +220,9 @@ mod tests {
     fn missing_or_misshapen_state_is_named() {
         let p = param(&[1.0, 2.0]);
         let mut opt = AdamW::new(0.0);
+        let zeros = |n: i64| Tensor::zeros([n], (Kind::Float, tch::Device::Cpu));
         let err = opt
-            .load_state(1, vec![], [("w", &p)].into_iter())
+            .load_state(1, vec![("v.w".into(), zeros(2))], [("w", &p)].into_iter())
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -235,6 +242,34 @@ mod tests {
             .load_state(1, saved, [("w", &p)].into_iter())
             .unwrap_err();
         assert!(err.to_string().contains("\"m.w\" has shape [3]"), "{err}");
+    }
+
+    #[test]
+    fn a_parameter_never_updated_has_no_moments_and_resumes_fresh() {
+        // `b` gets no gradient before the checkpoint (as an RL adapter tensor can when a
+        // batch has nothing to learn from); after resuming, both runs treat it alike.
+        let run = |split: bool| {
+            let (a, b) = (param(&[0.5]), param(&[1.5]));
+            let mut opt = AdamW::new(0.0);
+            for i in 0..4 {
+                if split && i == 2 {
+                    let saved = opt.state_tensors();
+                    assert_eq!(saved.len(), 2, "only a's moments exist yet");
+                    let mut fresh = AdamW::new(0.0);
+                    let params = [("a", &a), ("b", &b)];
+                    fresh
+                        .load_state(opt.steps, saved, params.into_iter())
+                        .unwrap();
+                    opt = fresh;
+                }
+                zero_grads([&a, &b].into_iter());
+                let loss = if i < 2 { &a * &a } else { &a * &b };
+                loss.sum(Kind::Float).backward();
+                opt.step([("a", &a), ("b", &b)].into_iter(), 0.05);
+            }
+            (a.double_value(&[0]), b.double_value(&[0]))
+        };
+        assert_eq!(run(false), run(true));
     }
 
     #[test]

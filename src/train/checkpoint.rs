@@ -38,6 +38,11 @@ pub struct CheckpointState {
     pub config: String,
     /// sha256 of each other file in the directory.
     pub files: std::collections::BTreeMap<String, String>,
+    /// Updates the optimizer has made (its bias correction counts them). It trails `step`
+    /// when some steps had nothing to learn from (an RL batch with no advantage); absent in
+    /// older checkpoints, where it equals `step`.
+    #[serde(default)]
+    pub optimizer_steps: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -46,6 +46,31 @@ pub fn group_advantages(group_returns: &[Vec<f64>]) -> Vec<Vec<f64>> {
     out
 }
 
+/// Episode-level advantages (the plain GRPO form, an alternative to the paper's per-turn
+/// one): each episode's whole return, normalised to zero mean and unit (population) standard
+/// deviation across the group, given to every one of its turns. Zero spread gives zero.
+pub fn episode_advantages(group_returns: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let totals: Vec<f64> = group_returns
+        .iter()
+        .map(|r| r.first().copied().unwrap_or(0.0))
+        .collect();
+    let n = totals.len().max(1) as f64;
+    let mean = totals.iter().sum::<f64>() / n;
+    let std = (totals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    group_returns
+        .iter()
+        .zip(&totals)
+        .map(|(r, total)| {
+            let a = if std < MIN_STD {
+                0.0
+            } else {
+                (total - mean) / std
+            };
+            vec![a; r.len()]
+        })
+        .collect()
+}
+
 /// The clipped surrogate of one token: `min(ρ·A, clip(ρ, 1−ε, 1+ε)·A)`, `ρ = e^{new−old}`.
 pub fn clipped_surrogate(logp_new: f64, logp_old: f64, adv: f64, eps: f64) -> f64 {
     let ratio = (logp_new - logp_old).exp();
@@ -117,6 +142,29 @@ mod tests {
         assert_eq!(a[1], vec![-1.0, -1.0, 0.0]);
         assert_eq!(a[2], vec![1.0]);
         assert_eq!(a[3], vec![-1.0]);
+    }
+
+    #[test]
+    fn episode_advantages_give_every_turn_the_episode_score() {
+        // Totals 1, 0.5, 1, -1: mean 0.375, std sqrt((0.390625 + 0.015625 + 0.390625
+        // + 1.890625) / 4) = sqrt(0.671875).
+        let g = vec![
+            vec![1.0, 1.0],
+            vec![0.5, 0.5, 1.0],
+            vec![1.0],
+            vec![-1.0, -0.5],
+        ];
+        let a = episode_advantages(&g);
+        let std = 0.671875f64.sqrt();
+        assert!(close(a[0][0], 0.625 / std) && close(a[0][1], 0.625 / std));
+        assert_eq!(a[1].len(), 3);
+        assert!(a[1].iter().all(|&x| close(x, 0.125 / std)));
+        assert!(close(a[3][1], -1.375 / std));
+        assert_eq!(
+            episode_advantages(&[vec![1.0, 1.0], vec![1.0]]),
+            vec![vec![0.0, 0.0], vec![0.0]]
+        );
+        assert!(episode_advantages(&[]).is_empty());
     }
 
     #[test]

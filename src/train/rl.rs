@@ -17,14 +17,15 @@ use tch::{Kind, Tensor};
 
 use super::adamw::{clip_grad_norm, zero_grads};
 use super::evaluate::{run_logged, summarise};
-use super::grpo::{group_advantages, loss_sums, returns};
+use super::grpo::{episode_advantages, group_advantages, loss_sums, returns};
 use super::periodic::Periodic;
 use super::setup::{self, held_out, lora_of, resolve_adapter};
 use super::tokens::{Sequence, micro_batches, target_logprobs};
 use super::{JobEnv, JobOutcome, step_seed};
-use crate::config::Config;
+use crate::config::{AdvantageMode, Config, ReferencePolicy};
 use crate::data::loaders::load_tasks;
 use crate::eval::rollout::EpisodeResult;
+use crate::model::llama::Llama;
 use crate::model::sampling::SamplingParams;
 use crate::policy::ModelPolicy;
 use crate::protocol::{JobKind, Metric, RunEvent};
@@ -98,7 +99,7 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
             2 * step + 1,
         )?;
         let rollout = summarise(&results);
-        let samples = turn_samples(&prep.policy, &results, r.group_size)?;
+        let samples = turn_samples(&prep.policy, &results, r.group_size, r.advantage)?;
         let (loss, kl, tokens, grad_norm) = update(&mut prep, &samples, cfg)?;
         step += 1;
         env.emit.run(RunEvent::Metric(Metric {
@@ -142,6 +143,7 @@ pub fn turn_samples(
     policy: &ModelPolicy,
     results: &[EpisodeResult],
     group_size: usize,
+    mode: AdvantageMode,
 ) -> anyhow::Result<Vec<TurnSample>> {
     let mut out = Vec::new();
     for group in results.chunks(group_size.max(1)) {
@@ -150,7 +152,10 @@ pub fn turn_samples(
             .filter(|e| !e.infra_error && !e.solved_at_start && !e.history.is_empty())
             .collect();
         let rets: Vec<Vec<f64>> = kept.iter().map(|e| returns(&e.rewards)).collect();
-        let advs = group_advantages(&rets);
+        let advs = match mode {
+            AdvantageMode::PerTurn => group_advantages(&rets),
+            AdvantageMode::Episode => episode_advantages(&rets),
+        };
         for (e, adv) in kept.iter().zip(advs) {
             for (t, a) in adv.iter().enumerate() {
                 if *a == 0.0 {
@@ -219,26 +224,31 @@ fn update(
     let opt = &mut prep.opt;
     let model = &mut prep.policy.loaded_mut().model;
     model.set_training(false); // no dropout: the ratio must compare like with like
-    // The reference policy's log-probabilities: the same weights with adapters off.
-    let mut reference = Vec::with_capacity(batches.len());
-    {
+    // The reference policy's log-probabilities: the starting adapter, or adapters off.
+    let score_all = |model: &mut Llama| -> anyhow::Result<Vec<Tensor>> {
         let _guard = tch::no_grad_guard();
-        model.set_lora_enabled(false)?;
-        let res: anyhow::Result<()> = (|| {
-            for range in &batches {
+        batches
+            .iter()
+            .map(|range| {
                 let seqs: Vec<_> = samples
                     .get(range.clone())
                     .unwrap_or_default()
                     .iter()
                     .map(|s| &s.seq)
                     .collect();
-                reference.push(target_logprobs(model, &seqs)?);
-            }
-            Ok(())
-        })();
-        model.set_lora_enabled(true)?;
-        res?;
-    }
+                Ok(target_logprobs(model, &seqs)?)
+            })
+            .collect()
+    };
+    let reference = match r.reference {
+        ReferencePolicy::Start => with_adapter_weights(model, &prep.start_adapter, score_all)?,
+        ReferencePolicy::Base => {
+            model.set_lora_enabled(false)?;
+            let res = score_all(model);
+            model.set_lora_enabled(true)?;
+            res?
+        }
+    };
     let (mut loss_total, mut kl_total, mut grad_norm, mut drift) = (0.0, 0.0, 0.0, 0.0f64);
     for epoch in 0..r.ppo_epochs {
         let (mut loss_epoch, mut kl_epoch) = (0.0, 0.0);
@@ -287,6 +297,35 @@ fn update(
         "a sampled token's log-probability differs by {drift:.4} when scored for training: the trained context is not the sampled one"
     );
     Ok((loss_total, kl_total, tokens, grad_norm))
+}
+
+/// Runs `f` with the adapter weights replaced by `weights` (in `lora_parameters` order), then
+/// puts the trained weights back, whatever `f` returned.
+fn with_adapter_weights<T>(
+    model: &mut Llama,
+    weights: &[Tensor],
+    f: impl FnOnce(&mut Llama) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let _guard = tch::no_grad_guard();
+    let params: Vec<Tensor> = model
+        .lora_parameters()
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+    anyhow::ensure!(
+        params.len() == weights.len(),
+        "the reference adapter holds {} tensors, the model {}",
+        weights.len(),
+        params.len()
+    );
+    let trained: Vec<Tensor> = params.iter().map(Tensor::copy).collect();
+    for (mut p, w) in params.iter().map(Tensor::shallow_clone).zip(weights) {
+        p.copy_(w);
+    }
+    let res = f(model);
+    for (mut p, w) in params.into_iter().zip(&trained) {
+        p.copy_(w);
+    }
+    res
 }
 
 #[cfg(test)]

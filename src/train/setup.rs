@@ -24,6 +24,10 @@ pub struct Prepared {
     pub opt: AdamW,
     /// Optimizer steps already done (non-zero when resuming).
     pub start_step: u64,
+    /// The adapter weights the run started from (its initial adapter, or the fresh
+    /// initialisation), in `lora_parameters` order, whether or not the run was resumed: RL's
+    /// reference policy.
+    pub start_adapter: Vec<tch::Tensor>,
 }
 
 /// The LoRA shape of a config section.
@@ -88,6 +92,11 @@ pub fn prepare(
         load_adapter(&mut loaded.model, dir)?;
         loaded.adapter = Some(dir.display().to_string());
     }
+    let start_adapter: Vec<tch::Tensor> = loaded
+        .model
+        .lora_parameters()
+        .map(|(_, t)| t.detach().copy())
+        .collect();
     let mut opt = AdamW::new(weight_decay);
     let ck_dir = env.run.checkpoints();
     let swept = checkpoint::sweep_partial(&ck_dir)?;
@@ -109,7 +118,8 @@ pub fn prepare(
         );
         load_adapter(&mut loaded.model, &ck.path)
             .with_context(|| format!("loading the adapter of {}", ck.path.display()))?;
-        opt.load_state(ck.state.step, ck.optimizer, loaded.model.lora_parameters())
+        let opt_steps = ck.state.optimizer_steps.unwrap_or(ck.state.step);
+        opt.load_state(opt_steps, ck.optimizer, loaded.model.lora_parameters())
             .with_context(|| format!("{}", ck.path.join(checkpoint::OPTIMIZER_FILE).display()))?;
         start_step = ck.state.step;
         env.emit.log(
@@ -140,6 +150,7 @@ pub fn prepare(
         policy: ModelPolicy::new(loaded, settings)?,
         opt,
         start_step,
+        start_adapter,
     })
 }
 
@@ -178,6 +189,7 @@ pub fn save_checkpoint(
         seed: cfg.seed,
         config: cfg.to_ron(),
         files: Default::default(),
+        optimizer_steps: Some(prepared.opt.steps),
     };
     let path = checkpoint::write(
         &env.run.checkpoints(),
