@@ -1,6 +1,7 @@
 //! It learns: with the smoke configs, a tiny model created by the run goes from solving none
 //! of a narrow bug family's held-out tasks (a swapped arithmetic operator) to at least half
-//! after LoRA SFT, and GRPO then runs from that adapter end to end. The whole pipeline runs
+//! after LoRA SFT, and GRPO from that adapter then raises the mean episode reward of sampled
+//! (temperature 1) episodes on the held-out tasks. The whole pipeline runs
 //! through the real binary exactly as the README tells a user to: `coe model tiny`,
 //! `coe data gen`, `coe eval`, `coe train sft`, `coe train rl`. A few CPU minutes.
 use assert_cmd::Command;
@@ -18,8 +19,25 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Mean episode return of 8 sampled (temperature 1) episodes per held-out task.
+fn sampled_return(dir: &Path, adapter: &str, out: &str) -> f64 {
+    coe(dir)
+        .args(["eval", "--model", "models/tiny", "--adapter", adapter])
+        .args([
+            "--tasks",
+            "runs/smoke-data/valid.tasks.jsonl",
+            "--samples",
+            "8",
+        ])
+        .args(["--k", "1", "--temperature", "1", "--max-turns", "4"])
+        .args(["--threads", "1", "--out", out])
+        .assert()
+        .success();
+    json(&dir.join(out))["mean_return"].as_f64().unwrap()
+}
+
 #[test]
-fn sft_learns_a_narrow_bug_family_and_rl_runs_from_it() {
+fn sft_learns_a_narrow_bug_family_and_rl_raises_the_reward() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     coe(d)
@@ -114,6 +132,8 @@ fn sft_learns_a_narrow_bug_family_and_rl_runs_from_it() {
         "coe eval {eval_after} vs the run's own eval {solved}"
     );
 
+    let sft_return = sampled_return(d, "runs/smoke-sft/adapter", "sft-sampled.json");
+
     let rl = Path::new(ROOT).join("configs/smoke-rl.ron");
     coe(d)
         .args(["train", "rl", "--config"])
@@ -121,19 +141,20 @@ fn sft_learns_a_narrow_bug_family_and_rl_runs_from_it() {
         .assert()
         .success();
     let events = std::fs::read_to_string(d.join("runs/smoke-rl/events.jsonl")).unwrap();
-    let rewards: Vec<f64> = events
+    let metrics: Vec<serde_json::Value> = events
         .lines()
         .filter(|l| l.contains("\"type\":\"metric\"") && l.contains("\"phase\":\"train\""))
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["reward"]
-                .as_f64()
-                .unwrap()
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rewards.len(), 6, "{events}");
-    assert!(
-        d.join("runs/smoke-rl/adapter/adapter_model.safetensors")
-            .is_file()
-    );
+    assert_eq!(metrics.len(), 12, "{events}");
+    // The reference is the SFT adapter the run starts from: no divergence before an update.
+    let kl0 = metrics[0]["kl"].as_f64().unwrap();
+    assert!(kl0.abs() < 1e-3, "KL at the first step {kl0}");
     assert!(events.contains("\"status\":\"completed\""));
+    let rl_return = sampled_return(d, "runs/smoke-rl/adapter", "rl-sampled.json");
+    assert!(
+        rl_return > sft_return,
+        "RL did not raise the mean episode reward: {sft_return:.3} after SFT, {rl_return:.3} after RL"
+    );
+    eprintln!("mean sampled return: {sft_return:.3} after SFT, {rl_return:.3} after RL");
 }
