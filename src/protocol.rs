@@ -58,6 +58,19 @@ pub enum EpisodeEvent {
     },
 }
 
+impl EpisodeEvent {
+    /// The same event with its episode id moved by `offset` (a job's many rollouts keep
+    /// their ids apart this way).
+    pub fn with_episode_offset(mut self, offset: u64) -> Self {
+        match &mut self {
+            EpisodeEvent::EpisodeStarted { episode, .. }
+            | EpisodeEvent::Turn { episode, .. }
+            | EpisodeEvent::EpisodeFinished { episode, .. } => *episode += offset,
+        }
+        self
+    }
+}
+
 /// What kind of job a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -240,5 +253,28 @@ mod tests {
         assert!(err.starts_with("metric:"), "{err}");
         assert!(Event::from_json_line("{}").is_err());
         assert!(Event::from_json_line("nope").is_err());
+    }
+
+    #[test]
+    fn episode_offset_moves_only_the_episode_id() {
+        let e = EpisodeEvent::EpisodeFinished {
+            job: 4,
+            episode: 2,
+            solved: false,
+            turns: 3,
+            ret: -0.5,
+            infra_error: false,
+        };
+        assert_eq!(
+            e.with_episode_offset(1_000_000),
+            EpisodeEvent::EpisodeFinished {
+                job: 4,
+                episode: 1_000_002,
+                solved: false,
+                turns: 3,
+                ret: -0.5,
+                infra_error: false,
+            }
+        );
     }
 }

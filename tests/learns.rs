@@ -19,21 +19,38 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `coe eval` of the tiny model (with `adapter`, if any) on the held-out tasks with
+/// `samples` episodes per task at `temperature`; returns its results.json.
+fn eval(
+    dir: &Path,
+    adapter: Option<&str>,
+    samples: &str,
+    temperature: &str,
+    out: &str,
+) -> serde_json::Value {
+    let mut c = coe(dir);
+    c.args(["eval", "--model", "models/tiny"]);
+    if let Some(a) = adapter {
+        c.args(["--adapter", a]);
+    }
+    c.args([
+        "--tasks",
+        "runs/smoke-data/valid.tasks.jsonl",
+        "--samples",
+        samples,
+    ])
+    .args(["--k", "1", "--temperature", temperature, "--max-turns", "4"])
+    .args(["--threads", "1", "--out", out])
+    .assert()
+    .success();
+    json(&dir.join(out))
+}
+
 /// Mean episode return of 8 sampled (temperature 1) episodes per held-out task.
 fn sampled_return(dir: &Path, adapter: &str, out: &str) -> f64 {
-    coe(dir)
-        .args(["eval", "--model", "models/tiny", "--adapter", adapter])
-        .args([
-            "--tasks",
-            "runs/smoke-data/valid.tasks.jsonl",
-            "--samples",
-            "8",
-        ])
-        .args(["--k", "1", "--temperature", "1", "--max-turns", "4"])
-        .args(["--threads", "1", "--out", out])
-        .assert()
-        .success();
-    json(&dir.join(out))["mean_return"].as_f64().unwrap()
+    eval(dir, Some(adapter), "8", "1", out)["mean_return"]
+        .as_f64()
+        .unwrap()
 }
 
 #[test]
@@ -57,34 +74,8 @@ fn sft_learns_a_narrow_bug_family_and_rl_raises_the_reward() {
         .arg(Path::new(ROOT).join("datasets/smoke/problems.jsonl"))
         .assert()
         .success();
-    let valid = "runs/smoke-data/valid.tasks.jsonl";
-
     // Before training: the random model solves (almost) nothing.
-    coe(d)
-        .args([
-            "eval",
-            "--model",
-            "models/tiny",
-            "--tasks",
-            valid,
-            "--samples",
-            "1",
-            "--k",
-            "1",
-        ])
-        .args([
-            "--temperature",
-            "0",
-            "--max-turns",
-            "4",
-            "--threads",
-            "1",
-            "--out",
-            "before.json",
-        ])
-        .assert()
-        .success();
-    let before = json(&d.join("before.json"))["pass_at"]["1"]
+    let before = eval(d, None, "1", "0", "before.json")["pass_at"]["1"]
         .as_f64()
         .unwrap();
     assert!(before <= 0.1, "the untrained model already solves {before}");
@@ -99,34 +90,10 @@ fn sft_learns_a_narrow_bug_family_and_rl_raises_the_reward() {
     let solved = after["eval"]["solve_rate"].as_f64().unwrap();
     assert!(solved >= 0.5, "SFT reached only {solved} held-out: {after}");
     // The same adapter through `coe eval`, as a user would check it.
-    coe(d)
-        .args([
-            "eval",
-            "--model",
-            "models/tiny",
-            "--adapter",
-            "runs/smoke-sft/adapter",
-            "--tasks",
-            valid,
-        ])
-        .args([
-            "--samples",
-            "1",
-            "--k",
-            "1",
-            "--temperature",
-            "0",
-            "--max-turns",
-            "4",
-            "--threads",
-            "1",
-        ])
-        .args(["--out", "after.json"])
-        .assert()
-        .success();
-    let eval_after = json(&d.join("after.json"))["pass_at"]["1"]
-        .as_f64()
-        .unwrap();
+    let eval_after =
+        eval(d, Some("runs/smoke-sft/adapter"), "1", "0", "after.json")["pass_at"]["1"]
+            .as_f64()
+            .unwrap();
     assert!(
         (eval_after - solved).abs() < 1e-9,
         "coe eval {eval_after} vs the run's own eval {solved}"

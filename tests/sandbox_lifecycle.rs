@@ -2,12 +2,17 @@
 //! retried, and dropping a pool leaves no process and no temp file behind.
 //! A test binary of its own: it inspects every descendant of this process, so no
 //! other pool may be alive meanwhile; the tests take a lock to run one at a time.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use coe::sandbox::types::{Limits, RunRequest, TestOutcome};
 use coe::sandbox::{SandboxConfig, SandboxPool};
+
+#[path = "attacks_support/procs.rs"]
+#[allow(dead_code)] // this binary uses part of the shared process helpers
+mod procs;
+use procs::{children_of, descendants};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -33,63 +38,6 @@ fn req(code: &str, tests: &[&str], limits: &Limits) -> RunRequest {
         tests: tests.iter().map(|t| t.to_string()).collect(),
         limits: limits.clone(),
     }
-}
-
-/// pid -> (parent pid, command line) for every process on the host.
-fn process_table() -> HashMap<u32, (u32, String)> {
-    let mut table = HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // The command name sits in parentheses and may hold spaces; the ppid follows it.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) else {
-            continue;
-        };
-        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmd: String = String::from_utf8_lossy(&cmd)
-            .replace('\0', " ")
-            .chars()
-            .take(80)
-            .collect();
-        table.insert(pid, (ppid, cmd));
-    }
-    table
-}
-
-/// Every live process whose chain of parents leads to this test process.
-fn descendants() -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let table = process_table();
-    let mut found = Vec::new();
-    for (&pid, (_, cmd)) in &table {
-        let mut cur = pid;
-        for _ in 0..64 {
-            let Some(&(ppid, _)) = table.get(&cur) else {
-                break;
-            };
-            if ppid == me {
-                found.push((pid, cmd.clone()));
-                break;
-            }
-            cur = ppid;
-        }
-    }
-    found
-}
-
-fn children_of(parent: u32) -> Vec<u32> {
-    process_table()
-        .into_iter()
-        .filter(|(_, (ppid, _))| *ppid == parent)
-        .map(|(pid, _)| pid)
-        .collect()
 }
 
 fn our_tmp_entries() -> BTreeSet<String> {

@@ -69,43 +69,7 @@ pub fn run_logged(
     let base = batch_no * EPISODE_STRIDE;
     let mut write_error = None;
     let mut on_event = |e: EpisodeEvent| {
-        let e = match e {
-            EpisodeEvent::EpisodeStarted {
-                job,
-                episode,
-                task_id,
-                state,
-            } => EpisodeEvent::EpisodeStarted {
-                job,
-                episode: episode + base,
-                task_id,
-                state,
-            },
-            EpisodeEvent::Turn {
-                job,
-                episode,
-                record,
-            } => EpisodeEvent::Turn {
-                job,
-                episode: episode + base,
-                record,
-            },
-            EpisodeEvent::EpisodeFinished {
-                job,
-                episode,
-                solved,
-                turns,
-                ret,
-                infra_error,
-            } => EpisodeEvent::EpisodeFinished {
-                job,
-                episode: episode + base,
-                solved,
-                turns,
-                ret,
-                infra_error,
-            },
-        };
+        let e = e.with_episode_offset(base);
         if let Err(err) = emit.episode(e) {
             write_error.get_or_insert(err);
         }
