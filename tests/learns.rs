@@ -118,7 +118,8 @@ fn sft_learns_a_narrow_bug_family_and_rl_raises_the_reward() {
     let kl0 = metrics[0]["kl"].as_f64().unwrap();
     assert!(kl0.abs() < 1e-3, "KL at the first step {kl0}");
     assert!(events.contains("\"status\":\"completed\""));
-    let rl_return = sampled_return(d, "runs/smoke-rl/adapter", "rl-sampled.json");
+    // A run directory names its final adapter, as the README's commands use it.
+    let rl_return = sampled_return(d, "runs/smoke-rl", "rl-sampled.json");
     assert!(
         rl_return > sft_return,
         "RL did not raise the mean episode reward: {sft_return:.3} after SFT, {rl_return:.3} after RL"

@@ -136,7 +136,7 @@ pub struct EvalArgs {
     /// A HF directory, a .gguf file or `default`.
     #[arg(long, value_name = "M", conflicts_with = "policy")]
     pub model: Option<String>,
-    /// LoRA adapter directory.
+    /// LoRA adapter: an adapter directory, or a run (its final adapter, else its latest checkpoint) or checkpoint directory.
     #[arg(long, value_name = "A", requires = "model")]
     pub adapter: Option<PathBuf>,
     /// A built-in policy instead of a model: `oracle`.

@@ -46,7 +46,13 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 path: m.clone(),
                 ..cfg.model.clone()
             };
-            Some(load_for_inference(&section, args.adapter.as_deref())?)
+            // An adapter directory, or a run or checkpoint directory holding one.
+            let adapter = args
+                .adapter
+                .as_deref()
+                .map(|a| crate::train::setup::resolve_adapter(&a.to_string_lossy()))
+                .transpose()?;
+            Some(load_for_inference(&section, adapter.as_deref())?)
         }
         (None, false) => anyhow::bail!("give --model M or --policy oracle"),
     };

@@ -128,6 +128,7 @@ pub fn summarise(
                 .map(|e| e.rewards.iter().sum::<f64>())
                 .sum::<f64>()
                 / scored.len() as f64
+                + 0.0 // a -0.0 (all rewards zero) prints as 0.000
         },
         invalid_rate: if commands == 0 {
             0.0
