@@ -12,6 +12,23 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A tmux server of its own (`socket`) running `cmd` in a 100×30 session `e2e`.
+    fn start(socket: String, cmd: &str) -> Tmux {
+        let tmux = Tmux { socket };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            cmd,
+        ]);
+        tmux
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")
@@ -69,23 +86,10 @@ fn step_mode_fixes_a_task_by_hand_in_a_real_terminal() {
     }
     let bin = env!("CARGO_BIN_EXE_coe");
     let root = env!("CARGO_MANIFEST_DIR");
-    let tmux = Tmux {
-        socket: format!("coe-e2e-{}", std::process::id()),
-    };
     let cmd = format!(
         "cd {root} && {bin} tui --no-model --tasks tests/fixtures/tasks_small.jsonl; echo WORKBENCH-EXITED $?; sleep 30"
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &cmd,
-    ]);
+    let tmux = Tmux::start(format!("coe-e2e-{}", std::process::id()), &cmd);
     let s = tmux.wait_for(&["code · gcd (1/3)", "1/3 passed", "return gcd(a % b, b)"]);
     assert!(s.contains("✗ fail  1 assert gcd(35, 21) == 7"), "{s}");
 
@@ -164,24 +168,11 @@ fn killing_the_workbench_while_it_follows_a_run_leaves_the_run_unaffected() {
         .spawn()
         .unwrap();
 
-    let tmux = Tmux {
-        socket: format!("coe-e2e-follow-{}", std::process::id()),
-    };
     let cmd = format!(
         "cd {} && exec {bin} tui --no-model --follow runs/follow",
         d.display()
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &cmd,
-    ]);
+    let tmux = Tmux::start(format!("coe-e2e-follow-{}", std::process::id()), &cmd);
     tmux.wait_for(&["job follow sft", "step "]);
     let pid = tmux.run(&["display-message", "-p", "-t", "e2e", "#{pane_pid}"]);
     let pid: i32 = pid.trim().parse().expect("the workbench's pid");
