@@ -27,7 +27,8 @@ fn train(dir: &Path, kind: &str, cfg: &Path, extra: &[&str]) -> assert_cmd::asse
 }
 
 /// A working directory with smoke demonstrations and tasks, and a config for run `name` of
-/// `kind` (`sft` or `rl`, from a fresh adapter) that checkpoints every 2 steps.
+/// `kind` (`sft`, or `rl` from the adapter of the SFT run `init`) that checkpoints every 2
+/// steps.
 fn setup(dir: &Path, name: &str, kind: &str, steps: usize) -> PathBuf {
     if !dir.join("data/train.demos.jsonl").exists() {
         coe(dir)
@@ -46,7 +47,12 @@ fn setup(dir: &Path, name: &str, kind: &str, steps: usize) -> PathBuf {
             .assert()
             .success();
     }
-    let model = Path::new(ROOT).join("tests/fixtures/gguf/tiny_llama.gguf");
+    // The tiny fixture model, or a `coe model tiny` model when the test made one (it learns
+    // the command format within a few dozen steps; the fixture does not).
+    let model = match dir.join("models/tiny") {
+        made if made.is_dir() => made,
+        _ => Path::new(ROOT).join("tests/fixtures/gguf/tiny_llama.gguf"),
+    };
     let lora = r#"lora: (rank: 4, alpha: 8.0, dropout: 0.1, targets: ["all-linear"])"#;
     let section = match kind {
         "sft" => format!(
@@ -56,8 +62,9 @@ fn setup(dir: &Path, name: &str, kind: &str, steps: usize) -> PathBuf {
         ),
         _ => format!(
             r#"sft: ({lora}),
-               rl: (tasks: Some("data/train.tasks.jsonl"), group_size: 2, tasks_per_step: 2,
-                  lr: 1e-2, steps: {steps}, temperature: 1.0, checkpoint_every: 2,
+               rl: (tasks: Some("data/train.tasks.jsonl"), init_adapter: Some("runs/init"),
+                  group_size: 2, tasks_per_step: 2,
+                  lr: 1e-4, steps: {steps}, temperature: 1.0, checkpoint_every: 2,
                   keep_last: 2, eval_every: 1000)"#
         ),
     };
@@ -112,6 +119,17 @@ fn adapter_bytes(run: &Path) -> Vec<u8> {
 fn kill_9_then_resume(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    if kind == "rl" {
+        // From a random model every episode is all invalid commands, with equal returns and
+        // so no advantage: start from a briefly fine-tuned adapter instead, whose sampled
+        // episodes differ.
+        coe(d)
+            .args(["model", "tiny", "--out", "models/tiny"])
+            .assert()
+            .success();
+        let init = setup(d, "init", "sft", 40);
+        train(d, "sft", &init, &[]).success();
+    }
     // The uninterrupted run.
     let cfg = setup(d, "straight", kind, 8);
     train(d, kind, &cfg, &[]).success();
