@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use coe::model::config::LlamaConfig;
-use coe::model::generate::{FinishReason, GenParams, generate};
+use coe::model::generate::{FinishReason, GenParams, generate, generate_each};
 use coe::model::gguf_names::RawTensor;
 use coe::model::kv_cache::KvCache;
 use coe::model::llama::{AttentionKernel, Llama, ModelError};
@@ -605,6 +605,47 @@ fn stop_rules_end_rows_independently() {
         err.to_string(),
         "prompt 0 holds token id 64, outside the model's vocabulary of 64"
     );
+}
+
+#[test]
+fn rows_are_handed_over_as_they_finish() {
+    let (_vs, model) = tiny();
+    let prompts = sequences();
+    let free = generate(
+        &model,
+        &prompts,
+        &greedy_params(6),
+        &mut ChaCha8Rng::seed_from_u64(0),
+    )
+    .unwrap();
+    // Row 2 stops by its second token, row 0 by its third (others may share those ids).
+    let (stop_a, stop_c) = (free[0].ids[2], free[2].ids[1]);
+    let params = GenParams {
+        stop_ids: vec![stop_a, stop_c],
+        ..greedy_params(6)
+    };
+    let whole = generate(&model, &prompts, &params, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let mut handed = Vec::new();
+    generate_each(
+        &model,
+        &prompts,
+        &params,
+        &mut ChaCha8Rng::seed_from_u64(0),
+        &mut |i, g| handed.push((i, g)),
+    )
+    .unwrap();
+    let order: Vec<usize> = handed.iter().map(|(i, _)| *i).collect();
+    let mut by_length: Vec<usize> = (0..prompts.len()).collect();
+    by_length.sort_by_key(|&i| (whole[i].ids.len(), i));
+    assert_eq!(order, by_length, "handed over in the order rows finished");
+    let lengths: std::collections::BTreeSet<usize> = whole.iter().map(|g| g.ids.len()).collect();
+    assert!(
+        lengths.len() > 1,
+        "rows finished at different steps: {lengths:?}"
+    );
+    for (i, g) in &handed {
+        assert_eq!(g, &whole[*i]);
+    }
 }
 
 #[test]

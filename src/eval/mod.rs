@@ -4,3 +4,5 @@ pub mod answer;
 pub mod metrics;
 pub mod results;
 pub mod rollout;
+#[cfg(test)]
+mod rollout_tests;

@@ -1,10 +1,13 @@
 //! Runs many episodes with one batched policy: each round asks the policy for
-//! the next command of every live episode at once, then steps the episodes in
-//! parallel (their test runs go to the sandbox pool). Used by `coe eval`, data
+//! the next command of every live episode at once, and steps each episode in
+//! parallel (its test run goes to the sandbox pool) as soon as its command is
+//! ready — while the model is still decoding the others. Used by `coe eval`, data
 //! checks and RL rollouts alike.
 use crate::config::EnvSection;
 use crate::data::task::Task;
-use crate::env::episode::{Episode, EpisodeError, Runner};
+use std::sync::{Mutex, mpsc};
+
+use crate::env::episode::{Episode, EpisodeError, Runner, Source, StepOutcome};
 use crate::policy::{Policy, PolicyError, Proposal, Query};
 use crate::protocol::{EpisodeEvent, TurnRecord};
 use crate::sandbox::types::Limits;
@@ -91,28 +94,7 @@ pub fn run_episodes(
             }
         }
         while !live.is_empty() {
-            let proposals = {
-                let queries: Vec<Query<'_>> = live
-                    .iter()
-                    .map(|l| Query {
-                        episode: l.result.episode,
-                        task: l.ep.task(),
-                        buffer: l.ep.buffer(),
-                        history: &l.result.history,
-                        observation: &l.observation,
-                    })
-                    .collect();
-                policy.propose(&queries)?
-            };
-            if proposals.len() != live.len() {
-                return Err(RolloutError::Count {
-                    got: proposals.len(),
-                    want: live.len(),
-                });
-            }
-            let mut pairs: Vec<(Live<'_>, Proposal)> = live.drain(..).zip(proposals).collect();
-            parallel_for_each(&mut pairs, opts.threads, |(l, p)| advance(l, p));
-            for (mut l, _) in pairs {
+            for mut l in round(tasks, std::mem::take(&mut live), policy, opts)? {
                 for e in l.ep.take_events() {
                     on_event(e);
                 }
@@ -127,6 +109,103 @@ pub fn run_episodes(
     results.sort_by_key(|r| (r.task_index, r.sample));
     Ok(results)
 }
+
+/// One turn of every live episode. The policy hands proposals over as they are ready
+/// and `opts.threads` workers step those episodes (their tests run in the sandbox pool)
+/// while the policy goes on producing the rest; the turn's bookkeeping then happens in
+/// episode order, so the outcome does not depend on which finished first.
+fn round<'r>(
+    tasks: &[Task],
+    live: Vec<Live<'r>>,
+    policy: &mut dyn Policy,
+    opts: &RolloutOptions,
+) -> Result<Vec<Live<'r>>, RolloutError> {
+    let n = live.len();
+    let buffers: Vec<_> = live.iter().map(|l| l.ep.buffer().clone()).collect();
+    let (episodes, books): (Vec<_>, Vec<_>) = live
+        .into_iter()
+        .map(|l| (Some(l.ep), (l.result, l.observation)))
+        .unzip();
+    let mut episodes = episodes;
+    let mut proposals: Vec<Option<Proposal>> = vec![None; n];
+    let mut stepped: Vec<Option<Stepped<'r>>> = (0..n).map(|_| None).collect();
+    let queries: Vec<Query<'_>> = books
+        .iter()
+        .zip(&buffers)
+        .map(|((result, observation), buffer)| Query {
+            episode: result.episode,
+            task: &tasks[result.task_index],
+            buffer,
+            history: &result.history,
+            observation,
+        })
+        .collect();
+    let (job_tx, job_rx) = mpsc::channel::<(usize, Episode<'r>, String, Source)>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Stepped<'r>)>();
+    let proposed = std::thread::scope(|s| {
+        for _ in 0..opts.threads.clamp(1, n.max(1)) {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            s.spawn(move || {
+                loop {
+                    // The lock is held only while waiting for a job, never while stepping.
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((i, mut ep, text, source)) = job else {
+                        break;
+                    };
+                    let outcome = ep.step(&text, source).ok();
+                    if done_tx.send((i, (ep, outcome))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let proposed = policy.propose_each(&queries, &mut |i, p| {
+            if let (Some(slot), Some(ep)) = (proposals.get_mut(i), episodes.get_mut(i))
+                && slot.is_none()
+                && let Some(ep) = ep.take()
+            {
+                let _ = job_tx.send((i, ep, p.text.clone(), p.source()));
+                *slot = Some(p);
+            }
+        });
+        drop(job_tx);
+        for (i, done) in done_rx {
+            stepped[i] = Some(done);
+        }
+        proposed
+    });
+    proposed?;
+    drop(queries);
+    // An episode is stepped only once its proposal came, so this counts both.
+    let got = stepped.iter().filter(|s| s.is_some()).count();
+    if got != n {
+        return Err(RolloutError::Count { got, want: n });
+    }
+    let mut out = Vec::with_capacity(n);
+    for (((result, observation), p), done) in books.into_iter().zip(proposals).zip(stepped) {
+        let (Some(p), Some((ep, outcome))) = (p, done) else {
+            return Err(RolloutError::Count { got, want: n });
+        };
+        let mut l = Live {
+            ep,
+            result,
+            observation,
+        };
+        if let Some(out) = outcome {
+            record(&mut l, p, out);
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// An episode back from a worker, with its step's outcome (`None`: the step failed).
+type Stepped<'r> = (Episode<'r>, Option<StepOutcome>);
 
 /// Resets an episode; an infra failure comes back as a finished, unscored result.
 fn start<'r>(
@@ -172,15 +251,12 @@ fn start<'r>(
     }
 }
 
-/// Applies one proposal to a live episode and records the turn.
-fn advance(l: &mut Live<'_>, p: &Proposal) {
-    let Ok(out) = l.ep.step(&p.text, p.source()) else {
-        return;
-    };
+/// Records a stepped turn in the episode's result.
+fn record(l: &mut Live<'_>, p: Proposal, out: StepOutcome) {
     let mut record = out.record;
     record.logprob = p.logprob();
     let user = std::mem::replace(&mut l.observation, out.observation.text);
-    l.result.history.push((user, p.clone()));
+    l.result.history.push((user, p));
     l.result.turns = record.turn;
     l.result.invalid += u32::from(out.invalid);
     l.result.rewards.push(out.reward);

@@ -3,7 +3,8 @@
 //! Prompts are left-padded into one batch and prefilled together (only the last
 //! column is projected to the vocabulary); each decode step then feeds one token
 //! per live row. A row that hits a stop token or its budget leaves the batch — the
-//! cache drops its row — so finished episodes cost nothing while others continue.
+//! cache drops its row — so finished episodes cost nothing while others continue,
+//! and [`generate_each`] hands it to the caller at once (who may run its tests meanwhile).
 //! Each row samples from its own ChaCha stream seeded from the caller's generator,
 //! which makes a row's output independent of its batch mates.
 //!
@@ -61,15 +62,16 @@ impl GenParams {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FinishReason {
     /// The last id satisfied a stop condition.
     Stop,
     /// `max_new_tokens` were generated without a stop.
+    #[default]
     Length,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Generated {
     /// Sampled ids, including the stop token when there is one.
     pub ids: Vec<u32>,
@@ -105,6 +107,22 @@ pub fn generate<R: RngCore>(
     params: &GenParams,
     rng: &mut R,
 ) -> Result<Vec<Generated>, GenerateError> {
+    let mut out: Vec<Option<Generated>> = vec![None; prompts.len()];
+    generate_each(model, prompts, params, rng, &mut |i, g| out[i] = Some(g))?;
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// As [`generate`], but hands each row to `done(index, generated)` the moment it
+/// finishes, while the other rows go on decoding — so a caller can act on early
+/// replies (run their tests) during the rest of the decode. Every index is
+/// handed over exactly once, in the order rows finish (ties in index order).
+pub fn generate_each<R: RngCore>(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    params: &GenParams,
+    rng: &mut R,
+    done: &mut dyn FnMut(usize, Generated),
+) -> Result<(), GenerateError> {
     params.sampling.validate()?;
     let vocab = model.config().vocab_size;
     for (index, p) in prompts.iter().enumerate() {
@@ -115,14 +133,7 @@ pub fn generate<R: RngCore>(
             return Err(GenerateError::TokenOutOfRange { index, id, vocab });
         }
     }
-    let mut out: Vec<Generated> = prompts
-        .iter()
-        .map(|_| Generated {
-            ids: vec![],
-            logprobs: vec![],
-            finished_by: FinishReason::Length,
-        })
-        .collect();
+    let mut out: Vec<Generated> = vec![Generated::default(); prompts.len()];
     let mut rows: Vec<Row> = prompts
         .iter()
         .enumerate()
@@ -132,8 +143,10 @@ pub fn generate<R: RngCore>(
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
         })
         .collect();
+    let mut hand_over = |i: usize, out: &mut [Generated]| done(i, std::mem::take(&mut out[i]));
     if prompts.is_empty() || params.max_new_tokens == 0 {
-        return Ok(out);
+        (0..prompts.len()).for_each(|i| hand_over(i, &mut out));
+        return Ok(());
     }
     let _guard = tch::no_grad_guard();
     let mode = Mode {
@@ -159,11 +172,17 @@ pub fn generate<R: RngCore>(
             g.logprobs.push(s.logprob);
             if params.stops(s.id) {
                 g.finished_by = FinishReason::Stop;
+                hand_over(row.index, &mut out);
             } else {
                 keep.push(slot);
             }
         }
-        if keep.is_empty() || step + 1 == params.max_new_tokens {
+        if keep.is_empty() {
+            break;
+        }
+        if step + 1 == params.max_new_tokens {
+            keep.iter()
+                .for_each(|&s| hand_over(rows[s].index, &mut out));
             break;
         }
         let ids: Vec<i64> = keep.iter().map(|&s| i64::from(picked[s].id)).collect();
@@ -184,7 +203,7 @@ pub fn generate<R: RngCore>(
         let hidden = model.run(&input, &positions, None, Some(&mut cache), mode)?; // [n, 1, D]
         logits = model.logits(&hidden.squeeze_dim(1)); // [n, V]
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Runs the left-padded prompts through the model and returns the logits of each

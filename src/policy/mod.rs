@@ -77,4 +77,19 @@ pub trait Policy {
     fn name(&self) -> String;
     /// One proposal per query, in order.
     fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError>;
+
+    /// As [`Policy::propose`], but hands each proposal to `ready(index, proposal)` as soon
+    /// as it exists, so the caller can step that episode (run its tests) while the rest are
+    /// still being produced. Every index is handed over exactly once, in any order. The
+    /// default produces them all first; the model policy streams rows as they finish.
+    fn propose_each(
+        &mut self,
+        queries: &[Query<'_>],
+        ready: &mut dyn FnMut(usize, Proposal),
+    ) -> Result<(), PolicyError> {
+        for (i, p) in self.propose(queries)?.into_iter().enumerate() {
+            ready(i, p);
+        }
+        Ok(())
+    }
 }

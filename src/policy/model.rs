@@ -20,10 +20,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::conversation::{PromptIds, prompt_ids};
 use super::{Policy, PolicyError, Proposal, Query};
-use crate::model::generate::{FinishReason, GenParams, GenerateError, Generated, generate};
+use crate::model::generate::{FinishReason, GenParams, GenerateError, Generated, generate_each};
 use crate::model::loader::LoadedModel;
 use crate::model::sampling::SamplingParams;
-use crate::model::tokenizer::TokenizerError;
+use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
 
 /// Replies longer than this many tokens are cut: a DSL command is one line, and 64 tokens
 /// cover a long source line with room to spare.
@@ -143,6 +143,21 @@ impl ModelPolicy {
         self.prompt_from(q.history, q.observation)
     }
 
+    /// Every query's prompt ids, a failure naming its task.
+    fn prompts(&self, queries: &[Query<'_>]) -> Result<Vec<Vec<u32>>, PolicyError> {
+        queries
+            .iter()
+            .map(|q| {
+                self.prompt_for(q)
+                    .map(|p| p.ids)
+                    .map_err(|e| PolicyError::Task {
+                        task: q.task.id.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
     /// The prompt for the turn after `history` whose user message is `observation` — what
     /// [`ModelPolicy::prompt_for`] built when that turn was sampled (RL rebuilds it to train).
     pub fn prompt_from(
@@ -181,8 +196,20 @@ impl ModelPolicy {
         &mut self,
         prompts: &[Vec<u32>],
     ) -> Result<Vec<Proposal>, ModelPolicyError> {
-        let mut out = Vec::with_capacity(prompts.len());
+        let mut out: Vec<Option<Proposal>> = vec![None; prompts.len()];
+        self.generate_replies_each(prompts, &mut |i, p| out[i] = Some(p))?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Samples one reply per prompt and hands each to `ready(index, reply)` as soon as its
+    /// row finishes decoding (see [`generate_each`]).
+    pub fn generate_replies_each(
+        &mut self,
+        prompts: &[Vec<u32>],
+        ready: &mut dyn FnMut(usize, Proposal),
+    ) -> Result<(), ModelPolicyError> {
         let mut start = 0;
+        let mut failed = None;
         while start < prompts.len() {
             let mut end = start + 1;
             let mut width = prompts.get(start).map_or(0, Vec::len);
@@ -195,34 +222,45 @@ impl ModelPolicy {
                 end += 1;
             }
             let chunk = prompts.get(start..end).unwrap_or_default();
-            for g in generate(&self.loaded.model, chunk, &self.params, &mut self.rng)? {
-                out.push(self.reply(g)?);
+            let tok = &self.loaded.tokenizer;
+            generate_each(
+                &self.loaded.model,
+                chunk,
+                &self.params,
+                &mut self.rng,
+                &mut |i, g| match reply(tok, g) {
+                    Ok(p) if failed.is_none() => ready(start + i, p),
+                    Ok(_) => {}
+                    Err(e) => failed = failed.take().or(Some(e)),
+                },
+            )?;
+            if let Some(e) = failed {
+                return Err(e.into());
             }
             start = end;
         }
-        Ok(out)
+        Ok(())
     }
+}
 
-    /// The command text of a generation: without an end-of-turn stop token, cut at the first
-    /// newline. The ids and log-probabilities are kept whole.
-    fn reply(&self, g: Generated) -> Result<Proposal, TokenizerError> {
-        let tok = &self.loaded.tokenizer;
-        let mut shown = g.ids.as_slice();
-        if g.finished_by == FinishReason::Stop
-            && let Some((&last, rest)) = shown.split_last()
-            && tok.is_end_of_turn(last)
-        {
-            shown = rest;
-        }
-        let text = tok.decode(shown)?;
-        let line = text.split('\n').next().unwrap_or_default().to_string();
-        Ok(Proposal {
-            text: line,
-            token_ids: g.ids,
-            logprobs: g.logprobs,
-            person: false,
-        })
+/// The command text of a generation: without an end-of-turn stop token, cut at the first
+/// newline. The ids and log-probabilities are kept whole.
+fn reply(tok: &CoeTokenizer, g: Generated) -> Result<Proposal, TokenizerError> {
+    let mut shown = g.ids.as_slice();
+    if g.finished_by == FinishReason::Stop
+        && let Some((&last, rest)) = shown.split_last()
+        && tok.is_end_of_turn(last)
+    {
+        shown = rest;
     }
+    let text = tok.decode(shown)?;
+    let line = text.split('\n').next().unwrap_or_default().to_string();
+    Ok(Proposal {
+        text: line,
+        token_ids: g.ids,
+        logprobs: g.logprobs,
+        person: false,
+    })
 }
 
 impl Policy for ModelPolicy {
@@ -234,14 +272,16 @@ impl Policy for ModelPolicy {
     }
 
     fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
-        let mut prompts = Vec::with_capacity(queries.len());
-        for q in queries {
-            let p = self.prompt_for(q).map_err(|e| PolicyError::Task {
-                task: q.task.id.clone(),
-                message: e.to_string(),
-            })?;
-            prompts.push(p.ids);
-        }
+        let prompts = self.prompts(queries)?;
         Ok(self.generate_replies(&prompts)?)
+    }
+
+    fn propose_each(
+        &mut self,
+        queries: &[Query<'_>],
+        ready: &mut dyn FnMut(usize, Proposal),
+    ) -> Result<(), PolicyError> {
+        let prompts = self.prompts(queries)?;
+        Ok(self.generate_replies_each(&prompts, ready)?)
     }
 }

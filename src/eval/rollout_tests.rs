@@ -1,0 +1,221 @@
+//! Rollout rounds on a fake runner: episodes are stepped while the policy is still
+//! producing the round's other proposals, and the outcome does not depend on the order
+//! in which proposals arrive.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::rollout::*;
+use crate::config::EnvSection;
+use crate::data::task::{Origin, Task};
+use crate::env::episode::Runner;
+use crate::policy::{Policy, PolicyError, Proposal, Query};
+use crate::sandbox::types::*;
+
+/// Fails every test and counts the runs.
+#[derive(Default)]
+struct Counting {
+    runs: AtomicUsize,
+}
+
+impl Runner for Counting {
+    fn run(&self, req: &RunRequest) -> Result<RunReport, String> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let tests = req
+            .tests
+            .iter()
+            .map(|_| TestOutcome::Crashed {
+                reason: "never passes".into(),
+            })
+            .collect();
+        Ok(RunReport {
+            outcome: RunOutcome::Tests { tests },
+            output: String::new(),
+            elapsed_ms: 0.0,
+        })
+    }
+}
+
+fn task(id: &str) -> Task {
+    Task {
+        id: id.into(),
+        prompt: "Return x plus one.".into(),
+        solution: Some("def f(x):\n    return x + 1\n".into()),
+        tests: vec!["assert f(1) == 2".into()],
+        setup: None,
+        entry_point: Some("f".into()),
+        buggy: "def f(x):\n    return x - 1\n".into(),
+        origin: Origin::Human,
+        problem_id: id.into(),
+        corruptions: None,
+        extra: Default::default(),
+    }
+}
+
+/// Episode `i`, turn `t`: an edit, so every step runs the tests.
+fn command(q: &Query<'_>) -> Proposal {
+    Proposal {
+        text: format!(
+            "### REPL 2 >>>    return x + {}",
+            q.episode * 10 + q.history.len() as u64
+        ),
+        ..Proposal::default()
+    }
+}
+
+/// Hands over proposal 0, then waits until its test run has happened before handing over
+/// the rest — which only happens when the rollout steps episodes during `propose_each`.
+struct Probe<'r> {
+    runner: &'r Counting,
+    overlapped: Vec<bool>,
+}
+
+impl Policy for Probe<'_> {
+    fn name(&self) -> String {
+        "probe".into()
+    }
+    fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
+        Ok(queries.iter().map(command).collect())
+    }
+    fn propose_each(
+        &mut self,
+        queries: &[Query<'_>],
+        ready: &mut dyn FnMut(usize, Proposal),
+    ) -> Result<(), PolicyError> {
+        let before = self.runner.runs.load(Ordering::SeqCst);
+        ready(0, command(&queries[0]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.runner.runs.load(Ordering::SeqCst) == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.overlapped
+            .push(self.runner.runs.load(Ordering::SeqCst) > before);
+        for (i, q) in queries.iter().enumerate().skip(1) {
+            ready(i, command(q));
+        }
+        Ok(())
+    }
+}
+
+/// Hands the proposals over in order or last first, and may drop the last one.
+struct Ordered {
+    reverse: bool,
+    drop_last: bool,
+}
+
+impl Policy for Ordered {
+    fn name(&self) -> String {
+        "ordered".into()
+    }
+    fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
+        Ok(queries.iter().map(command).collect())
+    }
+    fn propose_each(
+        &mut self,
+        queries: &[Query<'_>],
+        ready: &mut dyn FnMut(usize, Proposal),
+    ) -> Result<(), PolicyError> {
+        let mut order: Vec<usize> = (0..queries.len() - usize::from(self.drop_last)).collect();
+        if self.reverse {
+            order.reverse();
+        }
+        for i in order {
+            ready(i, command(&queries[i]));
+        }
+        Ok(())
+    }
+}
+
+fn opts() -> RolloutOptions {
+    RolloutOptions {
+        env: EnvSection {
+            max_turns: 3,
+            ..EnvSection::default()
+        },
+        limits: Limits::default(),
+        batch: 8,
+        threads: 2,
+        job: 1,
+    }
+}
+
+fn tasks() -> Vec<Task> {
+    (0..3).map(|i| task(&format!("t{i}"))).collect()
+}
+
+#[test]
+fn episodes_are_stepped_while_the_policy_is_still_proposing() {
+    let runner = Counting::default();
+    let mut policy = Probe {
+        runner: &runner,
+        overlapped: Vec::new(),
+    };
+    let results = run_episodes(&tasks(), 2, &mut policy, &runner, &opts(), &mut |_| {}).unwrap();
+    assert_eq!(policy.overlapped, vec![true; 3], "one entry per round");
+    assert_eq!(results.len(), 6);
+    for r in &results {
+        assert_eq!(
+            (r.turns, r.rewards.len(), r.history.len()),
+            (3, 3, 3),
+            "{r:?}"
+        );
+    }
+    // One run at reset, then one per turn.
+    assert_eq!(runner.runs.load(Ordering::SeqCst), 6 * 4);
+}
+
+#[test]
+fn the_order_proposals_arrive_in_changes_nothing() {
+    let run = |policy: &mut dyn Policy| {
+        let runner = Counting::default();
+        let mut events = Vec::new();
+        let results = run_episodes(&tasks(), 2, policy, &runner, &opts(), &mut |e| {
+            events.push(e)
+        })
+        .unwrap();
+        let turns: Vec<_> = results
+            .iter()
+            .map(|r| (r.episode, r.history.clone(), r.rewards.clone()))
+            .collect();
+        (turns, serde_json::to_string(&events).unwrap())
+    };
+    let in_order = run(&mut Ordered {
+        reverse: false,
+        drop_last: false,
+    });
+    let reversed = run(&mut Ordered {
+        reverse: true,
+        drop_last: false,
+    });
+    assert_eq!(in_order, reversed);
+    // Each episode's own commands were applied to it.
+    let (turns, _) = in_order;
+    for (episode, history, _) in &turns {
+        assert!(
+            history[0]
+                .1
+                .text
+                .ends_with(&format!("x + {}", episode * 10))
+        );
+    }
+}
+
+#[test]
+fn a_missing_proposal_is_an_error() {
+    let runner = Counting::default();
+    let err = run_episodes(
+        &tasks(),
+        1,
+        &mut Ordered {
+            reverse: false,
+            drop_last: true,
+        },
+        &runner,
+        &opts(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the policy returned 2 proposals for 3 episodes"
+    );
+}
