@@ -1,28 +1,30 @@
 //! `coe bench decode`: prefill and decode throughput of our generation loop against
 //! `transformers`' `generate`, measured in the same run on the same machine.
 //!
-//! Both sides load the same GGUF in f32 on the CPU with the same thread count, get the same
+//! Both sides load the same GGUF on the config's `model.device` in its `model.dtype` (f32 on
+//! the CPU by default) with the same thread count, get the same
 //! prompt ids (a Python source text cut to `prompt_tokens`) repeated per row, decode greedily
 //! with stopping disabled, and are timed the same way: t(1) = one new token (prefill plus
 //! one sample), t(N) = N new tokens; prefill rate = rows × prompt / t(1), decode rate =
 //! rows × (N − 1) / (t(N) − t(1)), each timing the best of two after a warm-up on the full
-//! prompt. The Python side is `scripts/bench_decode_hf.py`, run in the checkout's `.venv`.
+//! prompt. The Python side is `scripts/bench_decode_hf.py` (interpreter: see `python`).
 //! Peak RSS is each process's own high-water mark (`VmHWM`). The machine's load is recorded
 //! before and after, because a shared CPU makes every figure noisy.
 
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
-use tch::{Device, Kind};
+use tch::Device;
 
 use super::load_average;
+use super::python::{run_script, scratch_dir, torch_device, torch_dtype};
+use crate::config::ModelSection;
 use crate::model::generate::{GenParams, generate};
 use crate::model::llama::Llama;
-use crate::model::loader::{find_in_checkout, load_model, set_threads};
+use crate::model::loader::{kind_of, load_model, parse_device, set_threads};
 use crate::model::sampling::SamplingParams;
 
 /// Timings per measurement, after one warm-up on the full prompt; the best is kept.
@@ -30,10 +32,10 @@ const REPEATS: usize = 2;
 
 const PROMPT_SOURCE: &str = "def merge_sorted(left, right):\n    \"\"\"Merge two sorted lists into one sorted list.\"\"\"\n    result = []\n    i = j = 0\n    while i < len(left) and j < len(right):\n        if left[i] <= right[j]:\n            result.append(left[i])\n            i += 1\n        else:\n            result.append(right[j])\n            j += 1\n    result.extend(left[i:])\n    result.extend(right[j:])\n    return result\n\n\n";
 
-/// Measures our decoder and `transformers` at each batch size; returns the JSON report.
+/// Measures our decoder and `transformers` at each batch size on the config's model
+/// device and dtype; returns the JSON report.
 pub fn run(
-    model_spec: &str,
-    threads: usize,
+    section: &ModelSection,
     batch_sizes: &[usize],
     prompt_tokens: usize,
     new_tokens: usize,
@@ -48,9 +50,11 @@ pub fn run(
         "batch sizes must be positive"
     );
     let load_before = load_average();
+    let threads = section.threads;
     set_threads(threads);
+    let device = parse_device(&section.device)?;
     let started = Instant::now();
-    let loaded = load_model(model_spec, Device::Cpu, Kind::Float, None)?;
+    let loaded = load_model(&section.path, device, kind_of(section.dtype), None)?;
     let load_s = started.elapsed().as_secs_f64();
     let prompt = prompt_ids(&loaded.tokenizer, prompt_tokens)?;
     time_generate(&loaded.model, std::slice::from_ref(&prompt), 2)?; // warm-up
@@ -62,7 +66,7 @@ pub fn run(
         ours.push(rates(b, prompt_tokens, new_tokens, t_first, t_all));
     }
     let our_rss = peak_rss_mib();
-    let hf = run_transformers(&loaded.path, threads, batch_sizes, &prompt, new_tokens);
+    let hf = run_transformers(&loaded.path, section, batch_sizes, &prompt, new_tokens);
     let ratios = match &hf {
         Ok(theirs) => ratio_rows(&ours, &theirs["per_batch"]),
         Err(_) => Vec::new(),
@@ -77,8 +81,9 @@ pub fn run(
         "bench": "decode",
         "model": loaded.path,
         "model_sha256": loaded.sha256,
-        "device": "cpu",
-        "dtype": "f32",
+        "device": section.device,
+        "cuda_device": cuda_name(device),
+        "dtype": torch_dtype(section.dtype),
         "threads": threads,
         "prompt_tokens": prompt_tokens,
         "new_tokens": new_tokens,
@@ -155,55 +160,56 @@ fn ratio_rows(ours: &[Value], theirs: &Value) -> Vec<Value> {
 
 fn run_transformers(
     gguf: &str,
-    threads: usize,
+    section: &ModelSection,
     batch_sizes: &[usize],
     prompt: &[u32],
     new_tokens: usize,
 ) -> anyhow::Result<Value> {
-    let locate = |rel: &str| {
-        find_in_checkout(rel.as_ref())
-            .map_err(|_| anyhow::anyhow!("{rel} not found; run scripts/setup.sh"))
-    };
-    let python = locate(".venv/bin/python")?;
-    let script = locate("scripts/bench_decode_hf.py")?;
-    let dir = tempfile_dir()?;
+    let dir = scratch_dir("decode")?;
     let ids_path = dir.join("prompt_ids.json");
     std::fs::write(&ids_path, serde_json::to_vec(prompt)?)
         .with_context(|| format!("cannot write {}", ids_path.display()))?;
     let sizes: Vec<String> = batch_sizes.iter().map(usize::to_string).collect();
-    let output = Command::new(&python)
-        .arg(&script)
-        .args(["--gguf", gguf, "--threads", &threads.max(1).to_string()])
-        .args(["--batch-sizes", &sizes.join(",")])
-        .args(["--new-tokens", &new_tokens.to_string()])
-        .arg("--prompt-ids")
-        .arg(&ids_path)
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
+    let args: Vec<std::ffi::OsString> = [
+        "--gguf",
+        gguf,
+        "--threads",
+        &section.threads.max(1).to_string(),
+        "--batch-sizes",
+        &sizes.join(","),
+        "--new-tokens",
+        &new_tokens.to_string(),
+        "--device",
+        torch_device(&section.device),
+        "--dtype",
+        torch_dtype(section.dtype),
+        "--prompt-ids",
+    ]
+    .iter()
+    .map(Into::into)
+    .chain([ids_path.into_os_string()])
+    .collect();
+    let result = run_script("bench_decode_hf.py", &args);
     let _ = std::fs::remove_dir_all(&dir);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    anyhow::ensure!(
-        output.status.success(),
-        "{} failed ({}): {}",
-        script.display(),
-        output.status,
-        stderr.lines().last().unwrap_or_default()
-    );
-    serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("{} printed no JSON result", script.display()))
+    result
 }
 
-/// A fresh directory under the system temp dir for the prompt file.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("coe-bench-decode-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// This process's peak resident set (`VmHWM`), MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// The CUDA card's name for the report, when the model runs on one.
+pub(crate) fn cuda_name(device: Device) -> Option<String> {
+    match device {
+        Device::Cuda(_) => std::process::Command::new("nvidia-smi")
+            .args(["--query-gpu=name", "--format=csv,noheader"])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.lines().next().map(|l| l.trim().to_string())),
+        _ => None,
+    }
 }

@@ -3,25 +3,60 @@
 //! baseline in the same run on the same machine.
 mod decode;
 mod env;
+mod python;
+mod rollout;
 mod sandbox;
+mod sft;
 pub mod soak;
 mod soak_probe;
 mod stats;
 mod tui;
 
 use crate::config::Config;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The benchmarks that exist, for help and errors.
-pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "soak", "tui"];
+pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "rollout", "sft", "soak", "tui"];
 
 /// Batch sizes `coe bench decode` measures unless `--batch` names others.
 pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
 
+/// What the command line adds to the config for some benchmarks.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// `decode` batch sizes (empty: [`DECODE_BATCHES`]).
+    pub batches: Vec<usize>,
+    /// `rollout` tasks (default: `rl.tasks`).
+    pub tasks: Option<PathBuf>,
+    /// `rollout` tasks per batch.
+    pub tasks_n: usize,
+    /// `rollout` episodes per task (default: `rl.group_size`).
+    pub group: Option<usize>,
+    /// `sft` timed optimizer steps.
+    pub steps: usize,
+    /// Measure the Python baseline too.
+    pub baseline: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            batches: Vec::new(),
+            tasks: None,
+            tasks_n: 64,
+            group: None,
+            steps: 20,
+            baseline: true,
+        }
+    }
+}
+
 /// Runs a benchmark by name and returns its JSON result.
-/// `batches` applies to `decode` (empty: [`DECODE_BATCHES`]).
-pub fn run(what: &str, cfg: &Config, batches: &[usize]) -> anyhow::Result<serde_json::Value> {
+pub fn run(what: &str, cfg: &Config, opts: &BenchOptions) -> anyhow::Result<serde_json::Value> {
+    let batches = opts.batches.as_slice();
     match what {
+        "rollout" => rollout::run(cfg, opts),
+        "sft" => sft::run(cfg, opts),
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),
         "soak" => soak::run(cfg),
@@ -32,7 +67,7 @@ pub fn run(what: &str, cfg: &Config, batches: &[usize]) -> anyhow::Result<serde_
             } else {
                 batches
             };
-            decode::run(&cfg.model.path, cfg.model.threads, batches, 251, 16)
+            decode::run(&cfg.model, batches, 251, 16)
         }
         other => anyhow::bail!("unknown benchmark {other:?}; known: {}", KNOWN.join(", ")),
     }

@@ -64,6 +64,21 @@ pub enum Cmd {
         /// Batch sizes for `decode`, comma-separated (default 1,8,32).
         #[arg(long, value_delimiter = ',', value_name = "N,…")]
         batch: Vec<usize>,
+        /// Tasks for `rollout` (default: the config's `rl.tasks`).
+        #[arg(long, value_name = "F")]
+        tasks: Option<PathBuf>,
+        /// Tasks per rollout batch for `rollout` (the file is cycled if shorter).
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        tasks_n: usize,
+        /// Episodes per task for `rollout` (default: the config's `rl.group_size`).
+        #[arg(long, value_name = "G")]
+        group: Option<usize>,
+        /// Optimizer steps timed by `sft` (after one warm-up step).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        steps: usize,
+        /// Skip the Python baseline (our side only).
+        #[arg(long)]
+        no_baseline: bool,
     },
 }
 

@@ -134,8 +134,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return train::run(&ctx, crate::protocol::JobKind::Rl, *resume);
         }
         Cmd::Eval(args) => return eval::run(&mut ctx, args),
-        Cmd::Bench { what, out, batch } => {
-            let value = crate::bench::run(what, &ctx.config, batch)?;
+        Cmd::Bench {
+            what,
+            out,
+            batch,
+            tasks,
+            tasks_n,
+            group,
+            steps,
+            no_baseline,
+        } => {
+            let opts = crate::bench::BenchOptions {
+                batches: batch.clone(),
+                tasks: tasks.clone(),
+                tasks_n: *tasks_n,
+                group: *group,
+                steps: *steps,
+                baseline: !no_baseline,
+            };
+            let value = crate::bench::run(what, &ctx.config, &opts)?;
             crate::bench::emit(&value, out.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }

@@ -1,0 +1,252 @@
+//! `coe bench rollout`: CoE episodes per minute as an RL step samples them — `tasks_n`
+//! tasks × G episodes live at once, up to `env.max_turns` turns, every test run included —
+//! against `scripts/reference_rollout.py`, a plain Python loop with `transformers` (KV
+//! cache, batched `generate`, one `subprocess` per test run) doing the same episodes with
+//! the same model, adapter, sampling and turn budget, on the same machine in the same run.
+//!
+//! Our side runs twice from the same seed, so both runs sample exactly the same episodes:
+//! once as RL does (an episode's tests run in the sandbox pool as soon as its command is
+//! decoded, while the rest are still decoding) and once with whole rounds (decode every
+//! command, then run the tests), which measures what that overlap buys. The model is
+//! `model.path` with `model.adapter`, else `rl.init_adapter` (the policy RL starts from: an
+//! untrained model's commands are mostly invalid and run no tests).
+
+use std::ffi::OsString;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use super::decode::cuda_name;
+use super::python::{run_script, torch_device, torch_dtype};
+use super::{BenchOptions, load_average, machine};
+use crate::config::Config;
+use crate::data::loaders::load_tasks;
+use crate::data::task::Task;
+use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
+use crate::model::loader::{load_for_inference, parse_device};
+use crate::policy::model::DEFAULT_MAX_NEW_TOKENS;
+use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, PolicyError, Proposal, Query};
+use crate::sandbox::SandboxPool;
+use crate::train::setup::resolve_adapter;
+
+/// Runs the benchmark; returns the JSON report.
+pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
+    let tasks_path = match (&opts.tasks, &cfg.rl.tasks) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p.into(),
+        (None, None) => anyhow::bail!(
+            "bench rollout needs tasks: pass --tasks F (a task JSONL from `coe data gen`) or set rl.tasks"
+        ),
+    };
+    let all = load_tasks(&tasks_path)?;
+    anyhow::ensure!(
+        !all.is_empty(),
+        "{}: the file holds no tasks",
+        tasks_path.display()
+    );
+    anyhow::ensure!(opts.tasks_n > 0, "--tasks-n must be at least 1");
+    let tasks: Vec<Task> = all.iter().cycle().take(opts.tasks_n).cloned().collect();
+    let group = opts.group.unwrap_or(cfg.rl.group_size);
+    anyhow::ensure!(group > 0, "--group must be at least 1");
+    let adapter = cfg
+        .model
+        .adapter
+        .as_deref()
+        .or(cfg.rl.init_adapter.as_deref())
+        .map(resolve_adapter)
+        .transpose()?;
+    let load_before = load_average();
+    let machine = machine();
+    let device = parse_device(&cfg.model.device)?;
+    let loaded = load_for_inference(&cfg.model, adapter.as_deref())?;
+    let model_path = loaded.path.clone();
+    let settings =
+        ModelPolicyConfig::new(cfg.rl.temperature, 1.0, cfg.env.context_tokens, cfg.seed);
+    let mut policy = ModelPolicy::new(loaded, settings)?;
+    let pool = SandboxPool::new(&cfg.sandbox).context("cannot start the Python sandbox")?;
+    let rollout = RolloutOptions {
+        env: cfg.env.clone(),
+        limits: cfg.sandbox.limits.clone(),
+        batch: tasks.len() * group,
+        threads: pool.workers().max(1),
+        job: 0,
+    };
+    // Warm-up: one short episode, so kernels and workers are ready for both timings.
+    let mut warm = rollout.clone();
+    warm.env.max_turns = 1;
+    run_episodes(&tasks[..1], 1, &mut policy, &pool, &warm, &mut |_| {})?;
+    eprintln!(
+        "bench rollout: {} tasks x {group} episodes, up to {} turns, {} sandbox workers",
+        tasks.len(),
+        cfg.env.max_turns,
+        pool.workers()
+    );
+    let mut timed = |overlap: bool| -> anyhow::Result<(Vec<EpisodeResult>, f64)> {
+        policy.reseed(cfg.seed);
+        let started = Instant::now();
+        let results = if overlap {
+            run_episodes(&tasks, group, &mut policy, &pool, &rollout, &mut |_| {})?
+        } else {
+            let mut whole = WholeRounds(&mut policy);
+            run_episodes(&tasks, group, &mut whole, &pool, &rollout, &mut |_| {})?
+        };
+        Ok((results, started.elapsed().as_secs_f64()))
+    };
+    let (results, secs) = timed(true)?;
+    let ours = summary(&results, secs);
+    eprintln!("bench rollout: ours (tests during decode) {}", line(&ours));
+    let (plain, plain_secs) = timed(false)?;
+    let same = signature(&plain) == signature(&results);
+    let ours_whole = summary(&plain, plain_secs);
+    eprintln!(
+        "bench rollout: ours (whole rounds)        {}",
+        line(&ours_whole)
+    );
+    let reference = if opts.baseline {
+        let args = reference_args(
+            cfg,
+            &model_path,
+            adapter.as_deref(),
+            &tasks_path,
+            &tasks,
+            group,
+        );
+        run_script("reference_rollout.py", &args)
+            .unwrap_or_else(|e| json!({"error": format!("{e:#}")}))
+    } else {
+        json!({"skipped": "--no-baseline"})
+    };
+    if reference.get("episodes_per_min").is_some() {
+        eprintln!(
+            "bench rollout: reference                {}",
+            line(&reference)
+        );
+    }
+    let ratio = |k: &str| Some(ours[k].as_f64()? / reference[k].as_f64()?);
+    Ok(json!({
+        "bench": "rollout",
+        "machine": machine,
+        "device": cfg.model.device,
+        "cuda_device": cuda_name(device),
+        "dtype": torch_dtype(cfg.model.dtype),
+        "model": model_path,
+        "adapter": adapter.map(|a| a.display().to_string()),
+        "tasks_file": tasks_path.display().to_string(),
+        "tasks": tasks.len(),
+        "group": group,
+        "max_turns": cfg.env.max_turns,
+        "max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
+        "temperature": cfg.rl.temperature,
+        "sandbox_workers": pool.workers(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "ours": ours,
+        "ours_whole_rounds": ours_whole,
+        "whole_rounds_sampled_the_same_episodes": same,
+        "overlap_speedup": ours_whole["seconds"].as_f64().map(|w| w / secs.max(1e-9)),
+        "reference": reference,
+        "ratio_episodes_per_min": ratio("episodes_per_min"),
+        "ratio_turns_per_s": ratio("turns_per_s"),
+    }))
+}
+
+/// The model policy without streaming: every command of a round is decoded before any
+/// episode is stepped (the `Policy` default for `propose_each`).
+struct WholeRounds<'a>(&'a mut ModelPolicy);
+
+impl Policy for WholeRounds<'_> {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
+        self.0.propose(queries)
+    }
+}
+
+/// Counts and rates of a set of finished episodes.
+fn summary(results: &[EpisodeResult], seconds: f64) -> Value {
+    let episodes = results.len();
+    let turns: u64 = results.iter().map(|r| u64::from(r.turns)).sum();
+    let tokens: usize = results
+        .iter()
+        .flat_map(|r| &r.history)
+        .map(|(_, p)| p.token_ids.len())
+        .sum();
+    // One run at reset, one per valid edit (EXIT and invalid commands run nothing).
+    let edits = results
+        .iter()
+        .flat_map(|r| &r.records)
+        .filter(|rec| rec.valid && rec.command.as_deref() != Some("EXIT"))
+        .count();
+    let solved = results.iter().filter(|r| r.solved).count();
+    let per_s = |n: f64| n / seconds.max(1e-9);
+    json!({
+        "episodes": episodes,
+        "turns": turns,
+        "generated_tokens": tokens,
+        "test_runs": episodes + edits,
+        "solved": solved,
+        "seconds": seconds,
+        "episodes_per_min": 60.0 * per_s(episodes as f64),
+        "turns_per_s": per_s(turns as f64),
+        "tokens_per_s": per_s(tokens as f64),
+    })
+}
+
+fn line(v: &Value) -> String {
+    format!(
+        "{:.1} episodes/min, {:.1} turns/s, {} test runs, {:.1} s",
+        v["episodes_per_min"].as_f64().unwrap_or(0.0),
+        v["turns_per_s"].as_f64().unwrap_or(0.0),
+        v["test_runs"],
+        v["seconds"].as_f64().unwrap_or(0.0)
+    )
+}
+
+/// What each episode did, to check that both of our runs sampled the same episodes.
+fn signature(results: &[EpisodeResult]) -> Vec<(u64, Vec<Vec<u32>>, Vec<f64>)> {
+    results
+        .iter()
+        .map(|r| {
+            let ids = r.history.iter().map(|(_, p)| p.token_ids.clone()).collect();
+            (r.episode, ids, r.rewards.clone())
+        })
+        .collect()
+}
+
+fn reference_args(
+    cfg: &Config,
+    model: &str,
+    adapter: Option<&std::path::Path>,
+    tasks_path: &std::path::Path,
+    tasks: &[Task],
+    group: usize,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--model".into(), model.into()];
+    if let Some(a) = adapter {
+        args.extend(["--adapter".into(), a.as_os_str().to_owned()]);
+    }
+    args.extend(["--tasks".into(), tasks_path.as_os_str().to_owned()]);
+    let pairs = [
+        ("--tasks-n", tasks.len().to_string()),
+        ("--group", group.to_string()),
+        ("--max-turns", cfg.env.max_turns.to_string()),
+        ("--max-new-tokens", DEFAULT_MAX_NEW_TOKENS.to_string()),
+        ("--temperature", cfg.rl.temperature.to_string()),
+        ("--top-p", "1.0".into()),
+        ("--device", torch_device(&cfg.model.device).into()),
+        ("--dtype", torch_dtype(cfg.model.dtype).into()),
+        ("--threads", cfg.model.threads.to_string()),
+        ("--seed", cfg.seed.to_string()),
+        (
+            "--test-timeout-s",
+            cfg.sandbox.limits.test_timeout_s.to_string(),
+        ),
+    ];
+    for (k, v) in pairs {
+        args.push(k.into());
+        args.push(v.into());
+    }
+    args
+}
