@@ -273,3 +273,74 @@ fn gen_on_humaneval_round_trips_through_the_oracle() {
     }
     gen_then_oracle(he, "1");
 }
+
+/// `scripts/gpu_experiment.sh --tiny`: the GPU experiment's every step (data, model-written
+/// bugs, the three trainings, the evaluations, the three benchmarks) on a tiny model on the
+/// CPU, and its report. The Python baselines may be missing (no `transformers` in CI): the
+/// benchmarks then carry an error for the reference and the report still gets written.
+#[test]
+fn gpu_experiment_script_runs_tiny_on_the_cpu() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let tag = format!("exp-test-{}", std::process::id());
+    let status = std::process::Command::new("bash")
+        .arg("scripts/gpu_experiment.sh")
+        .arg("--tiny")
+        .current_dir(root)
+        .env("COE", env!("CARGO_BIN_EXE_coe"))
+        .env("OUT", &out)
+        .env("TAG", &tag)
+        .env("EXP_MODEL", tmp.path().join("tiny"))
+        .status()
+        .unwrap();
+    for run in ["work", "coe-sft", "coe-rl", "direct", "cot"] {
+        let _ = std::fs::remove_dir_all(root.join("runs").join(format!("{tag}-{run}")));
+    }
+    assert!(
+        status.success(),
+        "the script failed; logs in {}",
+        out.display()
+    );
+    let report = read_json(&out.join("results.json"));
+    let methods = report["methods"].as_array().unwrap();
+    let runs: Vec<&str> = methods.iter().map(|m| m["run"].as_str().unwrap()).collect();
+    assert_eq!(runs, ["coe-rl", "coe-sft", "direct", "cot"]);
+    for m in methods {
+        let synthetic = &m["sets"]["synthetic"];
+        for k in ["1", "4"] {
+            let p = synthetic["pass_at"][k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p), "{m}");
+        }
+        assert!(m["train_time_s"].as_f64().unwrap() > 0.0, "{m}");
+    }
+    assert!(methods[0]["sets"]["synthetic"]["turn_curve"]["4"].is_number());
+    let benches = &report["benches"];
+    assert!(
+        benches["decode"]["ours"]["per_batch"][0]["decode_tok_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(benches["sft"]["ours"]["tokens_per_s"].as_f64().unwrap() > 0.0);
+    let rollout = &benches["rollout"];
+    assert!(rollout["ours"]["episodes_per_min"].as_f64().unwrap() > 0.0);
+    assert_eq!(rollout["whole_rounds_sampled_the_same_episodes"], true);
+    for b in ["sft", "rollout"] {
+        let reference = &benches[b]["reference"];
+        assert!(
+            reference.get("error").is_some() || reference["seconds"].as_f64().unwrap() > 0.0,
+            "{b}: {reference}"
+        );
+    }
+    // Each SFT stopped at the shared token budget, before its step cap.
+    for run in ["train_coe_sft", "train_direct", "train_cot"] {
+        let log = std::fs::read_to_string(out.join("logs").join(format!("{run}.log"))).unwrap();
+        assert!(log.contains("token budget of "), "{run}: {log}");
+    }
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| t | 1 | 2 | 3 | 4 |"), "{md}");
+    let table = std::fs::read_to_string(out.join("readme_table.md")).unwrap();
+    let sets = methods[0]["sets"].as_object().unwrap().len();
+    assert_eq!(table.lines().count(), 2 + 4 * sets, "{table}");
+}

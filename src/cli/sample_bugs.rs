@@ -43,8 +43,10 @@ pub fn run(ctx: &Ctx, args: &SampleBugsArgs<'_>) -> anyhow::Result<ExitCode> {
         ..cfg.model.clone()
     };
     let loaded = load_for_inference(&section, None)?;
-    let settings =
-        ModelAnswerConfig::new(temperature, cfg.eval.top_p, cfg.env.context_tokens, seed);
+    let settings = ModelAnswerConfig {
+        max_new_tokens: cfg.eval.answer_tokens,
+        ..ModelAnswerConfig::new(temperature, cfg.eval.top_p, cfg.env.context_tokens, seed)
+    };
     let mut answerer = ModelAnswerer::new(loaded, settings)?;
     let pool = ctx.sandbox()?;
     let opts = SampleBugsOptions {

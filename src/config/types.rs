@@ -164,6 +164,9 @@ pub struct EvalSection {
     pub k: Vec<usize>,
     pub temperature: f64,
     pub top_p: f64,
+    /// Longest one-shot answer (methods `direct` and `cot`, and `data sample-bugs`), in
+    /// tokens; `None`: 512 for a program, 768 for a rationale and program.
+    pub answer_tokens: Option<usize>,
 }
 
 impl Default for EvalSection {
@@ -175,6 +178,7 @@ impl Default for EvalSection {
             k: vec![1, 4],
             temperature: 0.8,
             top_p: 0.95,
+            answer_tokens: None,
         }
     }
 }
@@ -225,6 +229,9 @@ pub struct SftSection {
     pub eval_tasks: usize,
     /// Rows × longest sequence per forward pass; bounds activation memory.
     pub max_batch_tokens: usize,
+    /// Stop once this many tokens have been trained on (the run still ends at `steps` at the
+    /// latest), so methods whose examples differ in length get the same budget.
+    pub token_budget: Option<u64>,
 }
 
 impl Default for SftSection {
@@ -245,6 +252,7 @@ impl Default for SftSection {
             keep_last: 3,
             eval_tasks: 32,
             max_batch_tokens: 16_384,
+            token_budget: None,
         }
     }
 }
@@ -419,6 +427,13 @@ impl Config {
         }
         let ev = &self.eval;
         at_least_one(&mut p, "eval.samples", ev.samples);
+        if ev.answer_tokens == Some(0) {
+            p.push(Problem::new(
+                "eval.answer_tokens",
+                0,
+                "must be at least 1 (or None for the default)",
+            ));
+        }
         if ev.k.is_empty() {
             p.push(Problem::new("eval.k", "[]", "must list at least one k"));
         }
@@ -468,6 +483,13 @@ impl Config {
         at_least_one(&mut p, "sft.keep_last", s.keep_last);
         at_least_one(&mut p, "sft.eval_every", s.eval_every);
         at_least_one(&mut p, "sft.max_batch_tokens", s.max_batch_tokens);
+        if s.token_budget == Some(0) {
+            p.push(Problem::new(
+                "sft.token_budget",
+                0,
+                "must be at least 1 (or None for no budget)",
+            ));
+        }
         let r = &self.rl;
         if r.group_size < 2 {
             p.push(Problem::new(

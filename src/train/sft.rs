@@ -100,7 +100,15 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
     let mut last_eval = None;
     let mut step = prep.start_step;
     let job = env.emit.job();
-    while step < total {
+    // Tokens trained so far: on resume, recounted from the (deterministic) data order.
+    let mut seen: u64 = match s.token_budget {
+        Some(_) => (0..step * per_step)
+            .filter_map(|k| examples.get(order.index(k)))
+            .map(|e| e.seq.ids.len() as u64)
+            .sum(),
+        None => 0,
+    };
+    while step < total && s.token_budget.is_none_or(|b| seen < b) {
         if env.cancelled() {
             return periodic.cancelled(cfg, step, &prep, env, last_eval);
         }
@@ -110,6 +118,7 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
             .collect();
         let lr = schedule.lr(step as usize);
         let (loss, tokens) = train_step(&mut prep, &picked, cfg, step)?;
+        seen += tokens as u64;
         let grad_norm = {
             let model = &prep.policy.loaded().model;
             let norm = clip_grad_norm(
@@ -133,6 +142,12 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
             ..Metric::default()
         }))?;
         periodic.after_step(cfg, step, &valid, &mut prep, env, &mut last_eval)?;
+    }
+    if step < total {
+        env.emit.log(
+            "info",
+            format!("token budget of {seen} tokens reached at step {step} of {total}"),
+        )?;
     }
     periodic.finished(step, &prep, env, last_eval)
 }
