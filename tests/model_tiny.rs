@@ -709,6 +709,44 @@ fn bf16_forward_and_generation_run() {
     );
 }
 
+/// A bf16 model trains its adapters as SFT does: in f32, with finite gradients, and an
+/// AdamW step moves them (what `model.dtype: bf16` does on CUDA, here on the CPU).
+#[test]
+fn bf16_model_trains_f32_adapters() {
+    use coe::train::adamw::{AdamW, zero_grads};
+    use coe::train::tokens::Sequence;
+    let cfg = LlamaConfig::tiny(VOCAB);
+    let (_vs, mut model) = build(
+        &cfg,
+        Some(&lora_cfg(&["q_proj", "v_proj"])),
+        Kind::BFloat16,
+        8,
+    );
+    randomise_lora_b(&mut model, 3);
+    let seq = Sequence {
+        ids: vec![1, 2, 3, 4, 5, 6],
+        trained: vec![false, false, false, true, true, true],
+    };
+    let (loss, tokens) = coe::train::sft::backward(&mut model, &[&seq], 8, 1024).unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "loss {loss}");
+    assert_eq!(tokens, 6);
+    let before: Vec<Tensor> = model.lora_parameters().map(|(_, t)| t.copy()).collect();
+    for (name, t) in model.lora_parameters() {
+        assert_eq!(t.kind(), Kind::Float, "{name}");
+        let g = t.grad();
+        assert!(g.defined(), "{name} has no gradient");
+        assert!(g.isfinite().all().int64_value(&[]) == 1, "{name}");
+    }
+    AdamW::new(0.0).step(model.lora_parameters(), 1e-2);
+    zero_grads(model.lora_parameters().map(|(_, t)| t));
+    let moved = model
+        .lora_parameters()
+        .zip(&before)
+        .filter(|((_, t), b)| max_diff(t, b) > 0.0)
+        .count();
+    assert_eq!(moved, before.len(), "every adapter tensor moved");
+}
+
 fn fixture_model(lora: Option<&LoraConfig>) -> (nn::VarStore, Llama) {
     let dir = fixture_dir();
     let cfg: LlamaConfig =
