@@ -550,19 +550,26 @@ fn greedy_generation_matches_manual_decoding() {
     assert_eq!(again, out);
 }
 
-#[test]
-fn stop_rules_end_rows_independently() {
-    let (_vs, model) = tiny();
-    let prompts = sequences();
+/// Six greedy tokens per prompt without stops, and two of their ids to stop on: row 0's
+/// third and row 2's second.
+fn free_run(model: &Llama) -> (Vec<coe::model::generate::Generated>, u32, u32) {
     let free = generate(
-        &model,
-        &prompts,
+        model,
+        &sequences(),
         &greedy_params(6),
         &mut ChaCha8Rng::seed_from_u64(0),
     )
     .unwrap();
+    let stops = (free[0].ids[2], free[2].ids[1]);
+    (free, stops.0, stops.1)
+}
+
+#[test]
+fn stop_rules_end_rows_independently() {
+    let (_vs, model) = tiny();
+    let prompts = sequences();
     // Stop row 0 at its third token via stop_ids, row 2 at its second via a rule.
-    let (stop_a, stop_c) = (free[0].ids[2], free[2].ids[1]);
+    let (free, stop_a, stop_c) = free_run(&model);
     let rule = move |id: u32| id == stop_c;
     let params = GenParams {
         stop_ids: vec![stop_a],
@@ -611,15 +618,8 @@ fn stop_rules_end_rows_independently() {
 fn rows_are_handed_over_as_they_finish() {
     let (_vs, model) = tiny();
     let prompts = sequences();
-    let free = generate(
-        &model,
-        &prompts,
-        &greedy_params(6),
-        &mut ChaCha8Rng::seed_from_u64(0),
-    )
-    .unwrap();
     // Row 2 stops by its second token, row 0 by its third (others may share those ids).
-    let (stop_a, stop_c) = (free[0].ids[2], free[2].ids[1]);
+    let (_, stop_a, stop_c) = free_run(&model);
     let params = GenParams {
         stop_ids: vec![stop_a, stop_c],
         ..greedy_params(6)

@@ -62,49 +62,20 @@ fn command(q: &Query<'_>) -> Proposal {
     }
 }
 
-/// Hands over proposal 0, then waits until its test run has happened before handing over
+/// Hands the proposals over in order or last first, may drop the last one, and with
+/// `wait_on` waits after the first until its test run has happened before handing over
 /// the rest — which only happens when the rollout steps episodes during `propose_each`.
-struct Probe<'r> {
-    runner: &'r Counting,
+#[derive(Default)]
+struct Scripted<'r> {
+    reverse: bool,
+    drop_last: bool,
+    wait_on: Option<&'r Counting>,
     overlapped: Vec<bool>,
 }
 
-impl Policy for Probe<'_> {
+impl Policy for Scripted<'_> {
     fn name(&self) -> String {
-        "probe".into()
-    }
-    fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
-        Ok(queries.iter().map(command).collect())
-    }
-    fn propose_each(
-        &mut self,
-        queries: &[Query<'_>],
-        ready: &mut dyn FnMut(usize, Proposal),
-    ) -> Result<(), PolicyError> {
-        let before = self.runner.runs.load(Ordering::SeqCst);
-        ready(0, command(&queries[0]));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.runner.runs.load(Ordering::SeqCst) == before && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.overlapped
-            .push(self.runner.runs.load(Ordering::SeqCst) > before);
-        for (i, q) in queries.iter().enumerate().skip(1) {
-            ready(i, command(q));
-        }
-        Ok(())
-    }
-}
-
-/// Hands the proposals over in order or last first, and may drop the last one.
-struct Ordered {
-    reverse: bool,
-    drop_last: bool,
-}
-
-impl Policy for Ordered {
-    fn name(&self) -> String {
-        "ordered".into()
+        "scripted".into()
     }
     fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
         Ok(queries.iter().map(command).collect())
@@ -118,8 +89,17 @@ impl Policy for Ordered {
         if self.reverse {
             order.reverse();
         }
-        for i in order {
+        let runs = || self.wait_on.map_or(0, |r| r.runs.load(Ordering::SeqCst));
+        let before = runs();
+        for (n, i) in order.into_iter().enumerate() {
             ready(i, command(&queries[i]));
+            if n == 0 && self.wait_on.is_some() {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while runs() == before && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                self.overlapped.push(runs() > before);
+            }
         }
         Ok(())
     }
@@ -145,9 +125,9 @@ fn tasks() -> Vec<Task> {
 #[test]
 fn episodes_are_stepped_while_the_policy_is_still_proposing() {
     let runner = Counting::default();
-    let mut policy = Probe {
-        runner: &runner,
-        overlapped: Vec::new(),
+    let mut policy = Scripted {
+        wait_on: Some(&runner),
+        ..Scripted::default()
     };
     let results = run_episodes(&tasks(), 2, &mut policy, &runner, &opts(), &mut |_| {}).unwrap();
     assert_eq!(policy.overlapped, vec![true; 3], "one entry per round");
@@ -178,13 +158,10 @@ fn the_order_proposals_arrive_in_changes_nothing() {
             .collect();
         (turns, serde_json::to_string(&events).unwrap())
     };
-    let in_order = run(&mut Ordered {
-        reverse: false,
-        drop_last: false,
-    });
-    let reversed = run(&mut Ordered {
+    let in_order = run(&mut Scripted::default());
+    let reversed = run(&mut Scripted {
         reverse: true,
-        drop_last: false,
+        ..Scripted::default()
     });
     assert_eq!(in_order, reversed);
     // Each episode's own commands were applied to it.
@@ -205,9 +182,9 @@ fn a_missing_proposal_is_an_error() {
     let err = run_episodes(
         &tasks(),
         1,
-        &mut Ordered {
-            reverse: false,
+        &mut Scripted {
             drop_last: true,
+            ..Scripted::default()
         },
         &runner,
         &opts(),

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use super::JobEnv;
 use super::adamw::AdamW;
 use super::checkpoint::{self, CheckpointState};
-use crate::config::{Config, LoraSection};
+use crate::config::{Config, LoraSection, ReferencePolicy};
 use crate::data::loaders::load_tasks;
 use crate::data::task::Task;
 use crate::eval::results::build_commit;
@@ -26,7 +26,7 @@ pub struct Prepared {
     pub start_step: u64,
     /// The adapter weights the run started from (its initial adapter, or the fresh
     /// initialisation), in `lora_parameters` order, whether or not the run was resumed: RL's
-    /// reference policy.
+    /// reference policy with `rl.reference: start`; empty for every other job.
     pub start_adapter: Vec<tch::Tensor>,
 }
 
@@ -92,11 +92,17 @@ pub fn prepare(
         load_adapter(&mut loaded.model, dir)?;
         loaded.adapter = Some(dir.display().to_string());
     }
-    let start_adapter: Vec<tch::Tensor> = loaded
-        .model
-        .lora_parameters()
-        .map(|(_, t)| t.detach().copy())
-        .collect();
+    // Only RL with `reference: start` needs it; taken before a resume loads newer weights.
+    let start_adapter: Vec<tch::Tensor> =
+        if kind == JobKind::Rl && cfg.rl.reference == ReferencePolicy::Start {
+            loaded
+                .model
+                .lora_parameters()
+                .map(|(_, t)| t.detach().copy())
+                .collect()
+        } else {
+            Vec::new()
+        };
     let mut opt = AdamW::new(weight_decay);
     let ck_dir = env.run.checkpoints();
     let swept = checkpoint::sweep_partial(&ck_dir)?;
