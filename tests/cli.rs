@@ -344,3 +344,24 @@ fn gpu_experiment_script_runs_tiny_on_the_cpu() {
     let sets = methods[0]["sets"].as_object().unwrap().len();
     assert_eq!(table.lines().count(), 2 + 4 * sets, "{table}");
 }
+
+#[test]
+fn a_missing_file_is_named_once_with_its_reason() {
+    let out = coe()
+        .args([
+            "eval",
+            "--policy",
+            "oracle",
+            "--tasks",
+            "no/such/tasks.jsonl",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "coe: error: no/such/tasks.jsonl: No such file or directory (os error 2)\n"
+    );
+}

@@ -30,10 +30,25 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("coe: error: {e:#}");
+            eprintln!("coe: error: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes joined by ": ", leaving out a cause whose text the message
+/// before it already ends with (many errors quote their source, e.g. "F: No such file").
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.ends_with(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -178,4 +193,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn not_built(what: &str) -> ExitCode {
     eprintln!("coe: {what} is not built yet in this version; see README \"Status\"");
     ExitCode::from(EXIT_NOT_BUILT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use anyhow::Context as _;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let quoting = anyhow::Error::new(crate::data::jsonl::JsonlError::Io {
+            path: "t.jsonl".into(),
+            source: io,
+        });
+        assert_eq!(error_text(&quoting), "t.jsonl: No such file");
+        let wrapped: anyhow::Result<()> =
+            Err(std::io::Error::other("disk full")).context("writing F");
+        assert_eq!(error_text(&wrapped.unwrap_err()), "writing F: disk full");
+    }
 }
