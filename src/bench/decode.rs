@@ -39,6 +39,7 @@ pub fn run(
     batch_sizes: &[usize],
     prompt_tokens: usize,
     new_tokens: usize,
+    baseline: bool,
 ) -> anyhow::Result<Value> {
     anyhow::ensure!(
         new_tokens >= 2,
@@ -66,7 +67,11 @@ pub fn run(
         ours.push(rates(b, prompt_tokens, new_tokens, t_first, t_all));
     }
     let our_rss = peak_rss_mib();
-    let hf = run_transformers(&loaded.path, section, batch_sizes, &prompt, new_tokens);
+    let hf = if baseline {
+        run_transformers(&loaded.path, section, batch_sizes, &prompt, new_tokens)
+    } else {
+        Err(anyhow::anyhow!("skipped: --no-baseline"))
+    };
     let ratios = match &hf {
         Ok(theirs) => ratio_rows(&ours, &theirs["per_batch"]),
         Err(_) => Vec::new(),

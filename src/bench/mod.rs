@@ -67,7 +67,7 @@ pub fn run(what: &str, cfg: &Config, opts: &BenchOptions) -> anyhow::Result<serd
             } else {
                 batches
             };
-            decode::run(&cfg.model, batches, 251, 16)
+            decode::run(&cfg.model, batches, 251, 16, opts.baseline)
         }
         other => anyhow::bail!("unknown benchmark {other:?}; known: {}", KNOWN.join(", ")),
     }

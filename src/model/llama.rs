@@ -199,7 +199,17 @@ impl Llama {
     /// Logits `[.., V]` from final hidden states `[.., D]`; split from
     /// [`Llama::forward_hidden`] so callers can project only the positions they need.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden.linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+        let w = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        // For a few rows (a decode step), the CPU GEMM is much faster with the [V, D] weight
+        // as the left operand: `linear` makes MKL repack the whole vocabulary matrix on every
+        // call (measured on 2 threads, V = 49,152, D = 576: 12.0 vs 28.9 ms at 8 rows, 45 vs
+        // 65 ms at 64; equal at 1 row, slower from ~256 rows).
+        match hidden.size().as_slice() {
+            [n, _] if (2..=128).contains(n) && hidden.device() == Device::Cpu => {
+                w.mm(&hidden.tr()).tr().contiguous()
+            }
+            _ => hidden.linear::<Tensor>(w, None),
+        }
     }
 
     /// Final-norm hidden states `[B, T, D]`; see [`Llama::forward`].
