@@ -56,7 +56,7 @@ pub enum Cmd {
     Model(ModelCmd),
     /// Run the project's own benchmarks (machine-readable output).
     Bench {
-        /// What to measure: sandbox, env, decode, sft, rollout, tui.
+        /// What to measure: sandbox, env, decode, rollout, sft, soak, tui.
         what: String,
         /// Write the JSON result here as well as to stdout.
         #[arg(long, value_name = "F")]

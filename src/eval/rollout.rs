@@ -122,11 +122,10 @@ fn round<'r>(
 ) -> Result<Vec<Live<'r>>, RolloutError> {
     let n = live.len();
     let buffers: Vec<_> = live.iter().map(|l| l.ep.buffer().clone()).collect();
-    let (episodes, books): (Vec<_>, Vec<_>) = live
+    let (mut episodes, books): (Vec<_>, Vec<_>) = live
         .into_iter()
         .map(|l| (Some(l.ep), (l.result, l.observation)))
         .unzip();
-    let mut episodes = episodes;
     let mut proposals: Vec<Option<Proposal>> = vec![None; n];
     let mut stepped: Vec<Option<Stepped<'r>>> = (0..n).map(|_| None).collect();
     let queries: Vec<Query<'_>> = books
@@ -293,16 +292,4 @@ pub fn parallel_map<T: Sync, R: Send>(
             .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
-}
-
-/// Runs `f` on every item on up to `threads` scoped threads.
-pub fn parallel_for_each<T: Send>(items: &mut [T], threads: usize, f: impl Fn(&mut T) + Sync) {
-    let threads = threads.clamp(1, items.len().max(1));
-    let chunk = items.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for part in items.chunks_mut(chunk) {
-            let f = &f;
-            s.spawn(move || part.iter_mut().for_each(f));
-        }
-    });
 }

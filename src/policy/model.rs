@@ -231,7 +231,9 @@ impl ModelPolicy {
                 &mut |i, g| match reply(tok, g) {
                     Ok(p) if failed.is_none() => ready(start + i, p),
                     Ok(_) => {}
-                    Err(e) => failed = failed.take().or(Some(e)),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
                 },
             )?;
             if let Some(e) = failed {
