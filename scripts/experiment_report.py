@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the report of one scripts/gpu_experiment.sh run from the files it left in OUT.
 
-Reads OUT/eval-<run>-<set>.json (coe eval results), OUT/bench-{decode,sft,rollout}.json and
-OUT/timings.txt; writes OUT/results.json (everything, plus the run's facts), OUT/results.md
+Reads OUT/eval-<run>-<set>.json (coe eval results), OUT/bench-{decode,sft,rollout}.json,
+OUT/timings.txt, OUT/token_budget.txt and OUT/logs/ (steps.tsv: each step's status; the
+training logs: where each run stopped); writes OUT/results.json (everything, plus the run's facts), OUT/results.md
 (the tables) and OUT/readme_table.md (model, method, pass@1, pass@4, train time, card). With
 --readme FILE, the table replaces what lies between the markers
 <!-- gpu-results:begin --> and <!-- gpu-results:end --> in FILE. Standard library only.
@@ -14,6 +15,7 @@ OUT/timings.txt; writes OUT/results.json (everything, plus the run's facts), OUT
 import argparse
 import datetime
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,38 @@ def timings(out):
     return t
 
 
+def steps(out):
+    """Each step's row of logs/steps.tsv: step, status, seconds, cap_s."""
+    path = out / "logs" / "steps.tsv"
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    head = lines[0].split("\t") if lines else []
+    return [dict(zip(head, l.split("\t"))) for l in lines[1:] if l.strip()]
+
+
+def training(out):
+    """Where each training run stopped, read from its log."""
+    runs = {}
+    for name in ("train_coe_sft", "train_direct", "train_cot", "train_coe_rl"):
+        path = out / "logs" / f"{name}.log"
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        row = {}
+        m = re.search(r"token budget of (\d+) tokens reached at step (\d+)", text)
+        if m:
+            row["tokens"], row["stopped_at_step"] = int(m.group(1)), int(m.group(2))
+            row["stopped_by"] = "token budget"
+        saved = re.findall(r"checkpoint @ step (\d+)", text)
+        if saved:
+            row["last_checkpoint_step"] = int(saved[-1])
+        if "stopped_by" not in row and "cancel" in text.lower():
+            row["stopped_by"] = "time cap"
+        runs[name] = row
+    return runs
+
+
 def fmt(x, pct=False):
     if x is None:
         return "–"
@@ -72,6 +106,9 @@ def main():
     a = ap.parse_args()
     out = a.out
     t = timings(out)
+    budget = out / "token_budget.txt"
+    budget = int(budget.read_text().strip()) if budget.is_file() else None
+    step_rows, trained = steps(out), training(out)
     methods = []
     for run, method, label, train_steps in RUNS:
         row = {"run": run, "method": method, "label": label,
@@ -88,7 +125,8 @@ def main():
     report = {
         "schema": 1, "date": datetime.date.today().isoformat(), "commit": commit(),
         "mode": a.mode, "card": a.card, "model": a.model, "device": a.device, "dtype": a.dtype,
-        "timings_s": t, "methods": methods, "benches": benches,
+        "timings_s": t, "sft_token_budget": budget, "training": trained,
+        "steps": step_rows, "methods": methods, "benches": benches,
     }
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
 
@@ -139,6 +177,11 @@ def main():
     r = benches["rollout"]
     if r:
         ref = r.get("reference") or {}
+        if r.get("ratio_episodes_per_min_at_least") is not None:
+            md.append(f"The reference was stopped at its time limit ({ref.get('error')}); "
+                      f"it ran below {fmt(ref.get('episodes_per_min_below'))} episodes/min, "
+                      f"so the ratio is at least {fmt(r['ratio_episodes_per_min_at_least'])}.")
+            md.append("")
         md.append(f"Rollout (`coe bench rollout`, {r['tasks']} tasks × G={r['group']}, up to "
                   f"{r['max_turns']} turns, tests included): ours "
                   f"{r['ours']['episodes_per_min']:.1f} episodes/min (whole rounds: "
@@ -146,8 +189,22 @@ def main():
                   f"{fmt(ref.get('episodes_per_min'))} episodes/min, ratio "
                   f"{fmt(r.get('ratio_episodes_per_min'))}.")
         md.append("")
-    md += ["## Wall time per step (s)", "", "| step | s |", "|---|---|"]
-    md += [f"| {k} | {v:.1f} |" for k, v in t.items()]
+    for b, d in benches.items():
+        for side in ("transformers", "reference"):
+            err = (d or {}).get(side, {}) if isinstance((d or {}).get(side), dict) else {}
+            if err.get("error"):
+                md += [f"{b} baseline ({side}): {err['error']}", ""]
+    if budget is not None or trained:
+        md += ["## Training", "", f"SFT token budget, each method: {budget} tokens.", ""]
+        md += ["| run | stopped by | at step | tokens | last checkpoint |", "|---|---|---|---|---|"]
+        for name, row in trained.items():
+            md.append(f"| {name} | {row.get('stopped_by', 'step count')} | "
+                      f"{row.get('stopped_at_step', '–')} | {row.get('tokens', '–')} | "
+                      f"{row.get('last_checkpoint_step', '–')} |")
+        md.append("")
+    md += ["## Steps", "", "| step | status | s | cap (s) |", "|---|---|---|---|"]
+    md += [f"| {r.get('step')} | {r.get('status')} | {r.get('seconds')} | {r.get('cap_s')} |"
+           for r in step_rows]
     (out / "results.md").write_text("\n".join(md) + "\n")
 
     if a.readme:

@@ -11,11 +11,21 @@
 #   scripts/gpu_experiment.sh           # on the GPU host (GPU.md): cuda, bf16, default model
 #   scripts/gpu_experiment.sh --tiny    # on a CPU: tiny random model, smoke problems, minutes
 #
+# Time: the whole run keeps to EXP_SECONDS (full mode 540; --tiny: no limit). Each step has
+# a time cap (full mode; EXP_CAPS=0 lifts them) and gets at most what is left; training stopped at its cap checkpoints (SIGTERM)
+# and its latest checkpoint is evaluated. A step that fails, is capped or finds no time left
+# is recorded (logs/steps.tsv, the report's step table) and the run goes on; the report is
+# always written, and the exit status is 1 if any step failed or was skipped.
+# The SFT token budget (the same for every method) is EXP_TOKEN_BUDGET, else measured: SFT
+# tokens/s (from EXP_CALIB, a `coe bench sft` JSON, or a short `coe bench sft` now) times
+# EXP_SFT_SECONDS, at most EXP_TOKEN_BUDGET_MAX.
+#
 # Environment: COE (the binary; default target/release/coe, else target/debug/coe),
 # COE_BENCH_PYTHON (the baselines' Python; default .venv/bin/python), OUT (results folder),
 # TAG (prefix of the run names under runs/), EXP_MODEL (the model; default `default`, with
-# --tiny models/tiny, made if missing), and the budgets below (EXP_*), sized so the
-# full run takes about 6 minutes on one H100. Every step's output goes to OUT/logs/.
+# --tiny models/tiny, made if missing), EXP_DATA (a `coe data gen` folder made from the same
+# problems, used instead of generating it), EXP_DEVICE / EXP_DTYPE / EXP_CARD (to rehearse
+# the full mode elsewhere), and the budgets below (EXP_*). Every step's output: OUT/logs/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -29,7 +39,7 @@ for arg in "$@"; do
   case $arg in
     --tiny) mode=tiny ;;
     --update-readme) update_readme=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown argument $arg (known: --tiny, --update-readme)" ;;
   esac
 done
@@ -48,29 +58,36 @@ fi
 command -v "$PY" >/dev/null || die "python3 is needed to write the report"
 
 if [ "$mode" = tiny ]; then
-  device=cpu; dtype=f32; threads=${EXP_THREADS:-2}
+  device=${EXP_DEVICE:-cpu}; dtype=${EXP_DTYPE:-f32}; threads=${EXP_THREADS:-2}
   model=${EXP_MODEL:-models/tiny}
   [ -f "$model/config.json" ] || "$COE" model tiny --out "$model" >/dev/null
   problems=datasets/smoke/problems.jsonl
   gen_args=(--operators swap_arithmetic --max-ops 1 --per-problem 2)
-  : "${EXP_TOKEN_BUDGET:=6000}" "${EXP_SFT_MAX_STEPS:=10}" "${EXP_SFT_LR:=1e-3}"
+  : "${EXP_SECONDS:=0}" "${EXP_TOKEN_BUDGET:=6000}" "${EXP_SFT_MAX_STEPS:=10}" "${EXP_SFT_LR:=1e-3}"
+  : "${EXP_SFT_BATCH:=8}" "${EXP_SFT_SECONDS:=60}" "${EXP_RL_SECONDS:=300}"
   : "${EXP_RL_STEPS:=2}" "${EXP_RL_TASKS_PER_STEP:=2}" "${EXP_RL_LR:=1e-4}"
   : "${EXP_MAX_TURNS:=4}" "${EXP_EVAL_TASKS:=2}" "${EXP_BUG_PROBLEMS:=1}" "${EXP_BUG_SAMPLES:=1}"
   : "${EXP_ROLLOUT_TASKS:=2}" "${EXP_SFT_BENCH_STEPS:=1}" "${EXP_DECODE_BATCH:=1,2}"
-  : "${EXP_ANSWER_TOKENS:=32}"
-  card=cpu-tiny
+  : "${EXP_ANSWER_TOKENS:=32}" "${EXP_DECODE_BATCH_TOKENS:=16384}" "${EXP_EVAL_BATCH:=64}"
+  : "${EXP_BASELINE_TIMEOUT:=600}" "${EXP_ROLLOUT_BASELINE_TIMEOUT:=600}" "${EXP_CAPS:=0}"
+  card=${EXP_CARD:-cpu-tiny}
 else
-  device=cuda; dtype=bf16; threads=${EXP_THREADS:-0}
+  device=${EXP_DEVICE:-cuda}; dtype=${EXP_DTYPE:-bf16}; threads=${EXP_THREADS:-0}
   model=${EXP_MODEL:-default}
   problems=datasets/problems.jsonl
   gen_args=(--per-problem 4)
-  : "${EXP_TOKEN_BUDGET:=2000000}" "${EXP_SFT_MAX_STEPS:=400}" "${EXP_SFT_LR:=1e-3}"
-  : "${EXP_RL_STEPS:=20}" "${EXP_RL_TASKS_PER_STEP:=16}" "${EXP_RL_LR:=1e-4}"
-  : "${EXP_MAX_TURNS:=10}" "${EXP_EVAL_TASKS:=100}" "${EXP_BUG_PROBLEMS:=40}" "${EXP_BUG_SAMPLES:=4}"
-  : "${EXP_ROLLOUT_TASKS:=64}" "${EXP_SFT_BENCH_STEPS:=20}" "${EXP_DECODE_BATCH:=1,8,64}"
-  : "${EXP_ANSWER_TOKENS:=None}"
-  card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
-    | tr '[:upper:]' '[:lower:]' | sed -E 's/nvidia //; s/[^a-z0-9]+/-/g; s/-+$//') || true
+  : "${EXP_SECONDS:=540}" "${EXP_SFT_SECONDS:=25}" "${EXP_TOKEN_BUDGET_MAX:=1500000}"
+  : "${EXP_SFT_MAX_STEPS:=100000}" "${EXP_SFT_LR:=1e-3}" "${EXP_SFT_BATCH:=16}"
+  : "${EXP_RL_SECONDS:=60}" "${EXP_RL_STEPS:=1000}" "${EXP_RL_TASKS_PER_STEP:=8}" "${EXP_RL_LR:=1e-4}"
+  : "${EXP_MAX_TURNS:=10}" "${EXP_EVAL_TASKS:=48}" "${EXP_BUG_PROBLEMS:=24}" "${EXP_BUG_SAMPLES:=4}"
+  : "${EXP_ROLLOUT_TASKS:=64}" "${EXP_SFT_BENCH_STEPS:=10}" "${EXP_DECODE_BATCH:=1,8,64}"
+  : "${EXP_ANSWER_TOKENS:=None}" "${EXP_DECODE_BATCH_TOKENS:=131072}" "${EXP_EVAL_BATCH:=256}"
+  : "${EXP_BASELINE_TIMEOUT:=40}" "${EXP_ROLLOUT_BASELINE_TIMEOUT:=75}" "${EXP_CAPS:=1}"
+  card=${EXP_CARD:-}
+  if [ -z "$card" ]; then
+    card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 \
+      | tr '[:upper:]' '[:lower:]' | sed -E 's/nvidia //; s/[^a-z0-9]+/-/g; s/-+$//') || true
+  fi
   [ -n "$card" ] || die "no NVIDIA GPU found (nvidia-smi); on a CPU use --tiny"
 fi
 
@@ -83,25 +100,68 @@ logs=$out/logs
 say "mode $mode, card $card, binary $COE, results in $out, runs under runs/$tag-*"
 
 t_start=$(date +%s)
-timed() { # timed NAME CMD... : runs CMD with its output in logs/NAME.log, records seconds
-  local name=$1; shift
-  local t0 t1
-  t0=$(date +%s.%N)
-  if ! "$@" >"$logs/$name.log" 2>&1; then
-    tail -20 "$logs/$name.log" >&2
-    die "$name failed (log: $logs/$name.log)"
-  fi
-  t1=$(date +%s.%N)
-  local secs
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-  echo "$name $secs" >>"$out/timings.txt"
-  say "$name done in $secs s"
-}
+failures=0
 : >"$out/timings.txt"
+printf 'step\tstatus\tseconds\tcap_s\n' >"$logs/steps.tsv"
+report() { # writes the report from whatever the steps left; runs on every exit
+  cp "$work"/configs/*.ron "$logs/" 2>/dev/null || true
+  local args=("$out" --mode "$mode" --card "$card" --model "$model" --device "$device" --dtype "$dtype")
+  [ "$update_readme" = 1 ] && args+=(--readme README.md)
+  if "$PY" scripts/experiment_report.py "${args[@]}"; then
+    say "wrote $out/results.md and $out/results.json ($(( $(date +%s) - t_start )) s in all)"
+  else
+    say "the report could not be written"
+  fi
+}
+trap report EXIT
+
+left() { # seconds left before EXP_SECONDS (a large number when unlimited)
+  if [ "$EXP_SECONDS" = 0 ]; then echo 1000000; else echo $(( EXP_SECONDS - ($(date +%s) - t_start) )); fi
+}
+# step NAME CAP CMD... : runs CMD (output in logs/NAME.log) for at most CAP seconds (0: no cap)
+# and what is left; records the status: ok, capped (stopped at the cap by SIGTERM, then
+# SIGKILL 30 s later), failed, or skipped (under 10 s left).
+step() {
+  local name=$1 cap=$2; shift 2
+  local budget
+  budget=$(left)
+  [ "$EXP_CAPS" = 1 ] || cap=0
+  if [ "$cap" = 0 ] || [ "$cap" -gt "$budget" ]; then cap=$budget; fi
+  if [ "$cap" -lt 10 ]; then
+    say "$name skipped: ${budget} s left"
+    printf '%s\tskipped\t0\t%s\n' "$name" "$cap" >>"$logs/steps.tsv"
+    failures=$((failures + 1))
+    return 1
+  fi
+  local t0 t1 rc=0 status=ok secs
+  t0=$(date +%s.%N)
+  # --foreground: the signal goes to coe alone, not to its sandbox workers, which a job
+  # finishing its last step still needs.
+  timeout --foreground -k 30 "$cap" "$@" >"$logs/$name.log" 2>&1 || rc=$?
+  t1=$(date +%s.%N)
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    status=capped
+  elif [ "$rc" != 0 ]; then
+    status=failed; failures=$((failures + 1))
+    tail -20 "$logs/$name.log" >&2
+  fi
+  echo "$name $secs" >>"$out/timings.txt"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$status" "$secs" "$cap" >>"$logs/steps.tsv"
+  say "$name $status in $secs s (cap $cap s; log $logs/$name.log)"
+  [ "$status" != failed ]
+}
 
 # --- data ---------------------------------------------------------------------------------
 data=$work/data
-timed data_gen "$COE" data gen --problems "$problems" --out "$data" "${gen_args[@]}"
+if [ -n "${EXP_DATA:-}" ]; then
+  [ -s "$EXP_DATA/train.demos.jsonl" ] || die "EXP_DATA=$EXP_DATA holds no train.demos.jsonl"
+  rm -rf "$data" && cp -r "$EXP_DATA" "$data"
+  say "data from $EXP_DATA"
+else
+  step data_gen 0 "$COE" data gen --problems "$problems" --out "$data" "${gen_args[@]}" \
+    || die "no data, nothing to train on"
+fi
 # Model-written bugs, on held-out (test-split) problems only, so no method trained on them.
 "$PY" - "$problems" "$data/test.tasks.jsonl" "$data/test.problems.jsonl" "$EXP_BUG_PROBLEMS" <<'EOF'
 import json, sys
@@ -111,9 +171,40 @@ rows = [l for l in open(problems) if l.strip() and json.loads(l)["id"] in held]
 open(out, "w").writelines(rows[:limit])
 EOF
 
-model_section="model: (path: \"$model\", device: \"$device\", dtype: $dtype, threads: $threads)"
+# The baselines load the model converted once to a Hugging Face directory (in the
+# background, on the CPU, while we train) instead of converting the GGUF on every load.
+convert_pid=
+if [ "$mode" = full ] && [ -z "${COE_BENCH_BASELINE_MODEL:-}" ] && [ "${EXP_CONVERT:-1}" = 1 ]; then
+  gguf=$model
+  [ "$model" = default ] && gguf=models/SmolLM2-135M-Instruct.Q4_1.gguf
+  if [ -f "$gguf" ]; then
+    hf=$work/baseline-hf
+    rm -rf "$hf" "$hf.part"
+    "${COE_BENCH_PYTHON:-.venv/bin/python}" scripts/gguf_to_hf.py "$gguf" "$hf" >"$logs/convert.log" 2>&1 &
+    convert_pid=$!
+  fi
+fi
+use_converted() { # before the first benchmark; waits at most a minute more
+  [ -n "$convert_pid" ] || return 0
+  local waited=0
+  while kill -0 "$convert_pid" 2>/dev/null && [ "$waited" -lt 60 ]; do
+    sleep 1; waited=$((waited + 1))
+  done
+  if kill -0 "$convert_pid" 2>/dev/null; then
+    kill "$convert_pid" 2>/dev/null || true
+    say "conversion still running; stopped it; the baselines load the GGUF"
+  elif wait "$convert_pid"; then
+    export COE_BENCH_BASELINE_MODEL=$root/$hf
+    say "baselines load $hf (converted from $gguf)"
+  else
+    say "conversion failed (logs/convert.log); the baselines load the GGUF"
+  fi
+  convert_pid=
+}
+
+model_section="model: (path: \"$model\", device: \"$device\", dtype: $dtype, threads: $threads, decode_batch_tokens: $EXP_DECODE_BATCH_TOKENS)"
 env_section="env: (max_turns: $EXP_MAX_TURNS, context_tokens: 2048)"
-write_sft() { # write_sft NAME DEMOS
+write_sft() { # write_sft NAME DEMOS BUDGET
   cat >"$work/configs/$1.ron" <<EOF
 (
     name: "$tag-$1",
@@ -127,17 +218,39 @@ write_sft() { # write_sft NAME DEMOS
         lr: $EXP_SFT_LR,
         warmup_steps: 10,
         steps: $EXP_SFT_MAX_STEPS,
-        batch_size: 8,
-        token_budget: Some($EXP_TOKEN_BUDGET),
-        checkpoint_every: $EXP_SFT_MAX_STEPS,
+        batch_size: $EXP_SFT_BATCH,
+        max_batch_tokens: 65536,
+        token_budget: $3,
+        checkpoint_every: 1000000,
         keep_last: 1,
     ),
 )
 EOF
 }
-write_sft coe-sft "$data/train.demos.jsonl"
-write_sft direct "$data/train.direct.jsonl"
-write_sft cot "$data/train.cot.jsonl"
+write_sft coe-sft "$data/train.demos.jsonl" None
+# The shared SFT token budget: given, or SFT throughput here times EXP_SFT_SECONDS.
+if [ -z "${EXP_TOKEN_BUDGET:-}" ]; then
+  calib=${EXP_CALIB:-}
+  if [ -z "$calib" ]; then
+    calib=$out/calibrate-sft.json
+    step calibrate_sft 90 "$COE" bench sft --config "$work/configs/coe-sft.ron" --steps 3 \
+      --no-baseline --out "$calib" || true
+  fi
+  EXP_TOKEN_BUDGET=$("$PY" - "$calib" "$EXP_SFT_SECONDS" "$EXP_TOKEN_BUDGET_MAX" <<'EOF'
+import json, sys
+try:
+    rate = json.load(open(sys.argv[1]))["ours"]["tokens_per_s"]
+except (OSError, ValueError, KeyError, TypeError):
+    rate = 5000.0  # no measurement: a conservative guess
+print(int(min(rate * float(sys.argv[2]), float(sys.argv[3]))))
+EOF
+)
+  say "SFT token budget $EXP_TOKEN_BUDGET (each method)"
+fi
+echo "$EXP_TOKEN_BUDGET" >"$out/token_budget.txt"
+write_sft coe-sft "$data/train.demos.jsonl" "Some($EXP_TOKEN_BUDGET)"
+write_sft direct "$data/train.direct.jsonl" "Some($EXP_TOKEN_BUDGET)"
+write_sft cot "$data/train.cot.jsonl" "Some($EXP_TOKEN_BUDGET)"
 cat >"$work/configs/coe-rl.ron" <<EOF
 (
     name: "$tag-coe-rl",
@@ -154,6 +267,7 @@ cat >"$work/configs/coe-rl.ron" <<EOF
         steps: $EXP_RL_STEPS,
         temperature: 1.0,
         kl_beta: 0.01,
+        max_batch_tokens: 65536,
         eval_every: $EXP_RL_STEPS,
         checkpoint_every: $EXP_RL_STEPS,
         keep_last: 1,
@@ -168,43 +282,52 @@ cat >"$work/configs/eval.ron" <<EOF
     seed: 0,
     $model_section,
     $env_section,
-    eval: (samples: 4, k: [1, 4], temperature: 0.8, top_p: 0.95, answer_tokens: $answer_tokens),
+    eval: (samples: 4, k: [1, 4], temperature: 0.8, top_p: 0.95, answer_tokens: $answer_tokens, batch: $EXP_EVAL_BATCH),
 )
 EOF
 rm -rf "runs/$tag-coe-sft" "runs/$tag-coe-rl" "runs/$tag-direct" "runs/$tag-cot"
-timed sample_bugs "$COE" data sample-bugs --config "$work/configs/eval.ron" \
-  --problems "$data/test.problems.jsonl" --model "$model" --out "$data/model-bugs.tasks.jsonl" --samples "$EXP_BUG_SAMPLES"
+step sample_bugs 60 "$COE" data sample-bugs --config "$work/configs/eval.ron" \
+  --problems "$data/test.problems.jsonl" --model "$model" --out "$data/model-bugs.tasks.jsonl" \
+  --samples "$EXP_BUG_SAMPLES" || true
 
 # --- training -------------------------------------------------------------------------------
-timed train_coe_sft "$COE" train sft --config "$work/configs/coe-sft.ron"
-timed train_coe_rl "$COE" train rl --config "$work/configs/coe-rl.ron"
-timed train_direct "$COE" train sft --config "$work/configs/direct.ron"
-timed train_cot "$COE" train sft --config "$work/configs/cot.ron"
+sft_cap=$(( EXP_SFT_SECONDS * 2 + 30 ))
+step train_coe_sft "$sft_cap" "$COE" train sft --config "$work/configs/coe-sft.ron" || true
+step train_direct "$sft_cap" "$COE" train sft --config "$work/configs/direct.ron" || true
+step train_cot "$sft_cap" "$COE" train sft --config "$work/configs/cot.ron" || true
+# RL runs until its step count or its time cap, whichever comes first.
+step train_coe_rl "$EXP_RL_SECONDS" "$COE" train rl --config "$work/configs/coe-rl.ron" || true
 
 # --- evaluation -------------------------------------------------------------------------------
 head -n "$EXP_EVAL_TASKS" "$data/test.tasks.jsonl" >"$data/eval-synthetic.tasks.jsonl"
+touch "$data/model-bugs.tasks.jsonl"
 head -n "$EXP_EVAL_TASKS" "$data/model-bugs.tasks.jsonl" >"$data/eval-model-bugs.tasks.jsonl"
-for set in synthetic model-bugs; do
-  tasks=$data/eval-$set.tasks.jsonl
-  if [ ! -s "$tasks" ]; then say "no $set tasks to evaluate on; skipped"; continue; fi
-  for run in coe-rl:coe coe-sft:coe direct:direct cot:cot; do
-    name=${run%%:*}; method=${run##*:}
-    timed "eval_${name}_$set" "$COE" eval --config "$work/configs/eval.ron" --model "$model" \
-      --adapter "runs/$tag-$name" --method "$method" --tasks "$tasks" --out "$out/eval-$name-$set.json"
+evaluate() { # evaluate SET CAP
+  local set=$1 cap=$2 tasks=$data/eval-$1.tasks.jsonl
+  if [ ! -s "$tasks" ]; then say "no $set tasks to evaluate on; skipped"; return; fi
+  for run in coe-rl:coe direct:direct cot:cot coe-sft:coe; do
+    local name=${run%%:*} method=${run##*:}
+    step "eval_${name}_$set" "$cap" "$COE" eval --config "$work/configs/eval.ron" --model "$model" \
+      --adapter "runs/$tag-$name" --method "$method" --tasks "$tasks" \
+      --out "$out/eval-$name-$set.json" || true
   done
-done
+}
+evaluate synthetic 40
 
 # --- speed, each against its baseline on the same machine -----------------------------------
-timed bench_decode "$COE" bench decode --config "$work/configs/eval.ron" --batch "$EXP_DECODE_BATCH" \
-  --out "$out/bench-decode.json"
-timed bench_sft "$COE" bench sft --config "$work/configs/coe-sft.ron" --steps "$EXP_SFT_BENCH_STEPS" \
-  --out "$out/bench-sft.json"
-timed bench_rollout "$COE" bench rollout --config "$work/configs/coe-rl.ron" \
-  --tasks-n "$EXP_ROLLOUT_TASKS" --group 4 --out "$out/bench-rollout.json"
+use_converted
+step bench_decode 60 "$COE" bench decode --config "$work/configs/eval.ron" --batch "$EXP_DECODE_BATCH" \
+  --baseline-timeout "$EXP_BASELINE_TIMEOUT" --out "$out/bench-decode.json" || true
+step bench_sft 60 "$COE" bench sft --config "$work/configs/coe-sft.ron" --steps "$EXP_SFT_BENCH_STEPS" \
+  --baseline-timeout "$EXP_BASELINE_TIMEOUT" --out "$out/bench-sft.json" || true
+step bench_rollout 120 "$COE" bench rollout --config "$work/configs/coe-rl.ron" \
+  --tasks-n "$EXP_ROLLOUT_TASKS" --group 4 --baseline-timeout "$EXP_ROLLOUT_BASELINE_TIMEOUT" \
+  --out "$out/bench-rollout.json" || true
 
-cp "$work"/configs/*.ron "$out/logs/"
-say "all steps done in $(( $(date +%s) - t_start )) s; writing the report"
-report_args=("$out" --mode "$mode" --card "$card" --model "$model" --device "$device" --dtype "$dtype")
-[ "$update_readme" = 1 ] && report_args+=(--readme README.md)
-"$PY" scripts/experiment_report.py "${report_args[@]}"
-say "wrote $out/results.md and $out/results.json"
+evaluate model-bugs 30
+
+say "all steps done in $(( $(date +%s) - t_start )) s"
+if [ "$failures" -gt 0 ]; then
+  say "$failures step(s) failed or were skipped: see $logs/steps.tsv"
+  exit 1
+fi

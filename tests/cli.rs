@@ -343,6 +343,79 @@ fn gpu_experiment_script_runs_tiny_on_the_cpu() {
     let table = std::fs::read_to_string(out.join("readme_table.md")).unwrap();
     let sets = methods[0]["sets"].as_object().unwrap().len();
     assert_eq!(table.lines().count(), 2 + 4 * sets, "{table}");
+    // Every step ran to its end: none failed, was capped or skipped.
+    let steps = report["steps"].as_array().unwrap();
+    assert!(steps.len() >= 12, "{steps:?}");
+    for s in steps {
+        assert_eq!(s["status"], "ok", "{s}");
+    }
+}
+
+#[test]
+fn gpu_experiment_out_of_time_skips_steps_and_still_reports() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let tag = format!("exp-late-{}", std::process::id());
+    let model = tmp.path().join("tiny");
+    coe()
+        .args(["model", "tiny", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    let output = std::process::Command::new("bash")
+        .arg("scripts/gpu_experiment.sh")
+        .arg("--tiny")
+        .current_dir(root)
+        .env("COE", env!("CARGO_BIN_EXE_coe"))
+        .env("OUT", &out)
+        .env("TAG", &tag)
+        .env("EXP_MODEL", &model)
+        .env("EXP_SECONDS", "1") // no time for anything
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(root.join("runs").join(format!("{tag}-work")));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("data_gen skipped"), "{stderr}");
+    let report = read_json(&out.join("results.json"));
+    assert_eq!(report["steps"][0]["step"], "data_gen");
+    assert_eq!(report["steps"][0]["status"], "skipped");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| data_gen | skipped |"), "{md}");
+}
+
+#[test]
+fn a_tiny_model_takes_its_tokenizer_from_a_hugging_face_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    coe()
+        .args(["model", "tiny", "--out"])
+        .arg(&a)
+        .assert()
+        .success();
+    coe()
+        .args(["model", "tiny", "--layers", "1", "--tokenizer-from"])
+        .arg(&a)
+        .arg("--out")
+        .arg(&b)
+        .assert()
+        .success();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    coe()
+        .args(["model", "tiny", "--tokenizer-from", "Cargo.toml", "--out"])
+        .arg(tmp.path().join("c"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "Cargo.toml: the tokenizer source must be a .gguf file or a Hugging Face directory",
+        ));
 }
 
 #[test]

@@ -244,6 +244,8 @@ fn sigterm_checkpoints_and_stops_at_a_step_boundary() {
     let mut child = spawn_train(d, "sft", &cfg);
     let events = d.join("runs/term/events.jsonl");
     wait_for(&mut child, &events, "\"phase\":\"train\"");
+    // Twice, as `timeout(1)` does (the command, then its process group): still a clean stop.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "a cancelled run exits 130");

@@ -11,7 +11,7 @@
 //! Peak RSS is each process's own high-water mark (`VmHWM`). The machine's load is recorded
 //! before and after, because a shared CPU makes every figure noisy.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rand::SeedableRng;
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tch::Device;
 
 use super::load_average;
-use super::python::{run_script, scratch_dir, torch_device, torch_dtype};
+use super::python::{baseline_model, run_script, scratch_dir, torch_device, torch_dtype};
 use crate::config::ModelSection;
 use crate::model::generate::{GenParams, generate};
 use crate::model::llama::Llama;
@@ -40,6 +40,7 @@ pub fn run(
     prompt_tokens: usize,
     new_tokens: usize,
     baseline: bool,
+    timeout: Option<Duration>,
 ) -> anyhow::Result<Value> {
     anyhow::ensure!(
         new_tokens >= 2,
@@ -68,7 +69,14 @@ pub fn run(
     }
     let our_rss = peak_rss_mib();
     let hf = if baseline {
-        run_transformers(&loaded.path, section, batch_sizes, &prompt, new_tokens)
+        run_transformers(
+            &loaded.path,
+            section,
+            batch_sizes,
+            &prompt,
+            new_tokens,
+            timeout,
+        )
     } else {
         Err(anyhow::anyhow!("skipped: --no-baseline"))
     };
@@ -169,7 +177,9 @@ fn run_transformers(
     batch_sizes: &[usize],
     prompt: &[u32],
     new_tokens: usize,
+    timeout: Option<Duration>,
 ) -> anyhow::Result<Value> {
+    let gguf = &baseline_model(gguf);
     let dir = scratch_dir("decode")?;
     let ids_path = dir.join("prompt_ids.json");
     std::fs::write(&ids_path, serde_json::to_vec(prompt)?)
@@ -194,7 +204,7 @@ fn run_transformers(
     .map(Into::into)
     .chain([ids_path.into_os_string()])
     .collect();
-    let result = run_script("bench_decode_hf.py", &args);
+    let result = run_script("bench_decode_hf.py", &args, timeout);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -36,6 +36,8 @@ pub struct BenchOptions {
     pub steps: usize,
     /// Measure the Python baseline too.
     pub baseline: bool,
+    /// Kill the baseline after this long (recorded as its error).
+    pub baseline_timeout: Option<std::time::Duration>,
 }
 
 impl Default for BenchOptions {
@@ -47,6 +49,7 @@ impl Default for BenchOptions {
             group: None,
             steps: 20,
             baseline: true,
+            baseline_timeout: None,
         }
     }
 }
@@ -67,7 +70,14 @@ pub fn run(what: &str, cfg: &Config, opts: &BenchOptions) -> anyhow::Result<serd
             } else {
                 batches
             };
-            decode::run(&cfg.model, batches, 251, 16, opts.baseline)
+            decode::run(
+                &cfg.model,
+                batches,
+                251,
+                16,
+                opts.baseline,
+                opts.baseline_timeout,
+            )
         }
         other => anyhow::bail!("unknown benchmark {other:?}; known: {}", KNOWN.join(", ")),
     }

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::decode::cuda_name;
-use super::python::{run_script, torch_device, torch_dtype};
+use super::python::{baseline_model, run_script, torch_device, torch_dtype};
 use super::{BenchOptions, load_average, machine};
 use crate::config::Config;
 use crate::data::loaders::load_tasks;
@@ -61,8 +61,10 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     let device = parse_device(&cfg.model.device)?;
     let loaded = load_for_inference(&cfg.model, adapter.as_deref())?;
     let model_path = loaded.path.clone();
-    let settings =
-        ModelPolicyConfig::new(cfg.rl.temperature, 1.0, cfg.env.context_tokens, cfg.seed);
+    let settings = ModelPolicyConfig {
+        max_batch_tokens: cfg.model.decode_batch_tokens,
+        ..ModelPolicyConfig::new(cfg.rl.temperature, 1.0, cfg.env.context_tokens, cfg.seed)
+    };
     let mut policy = ModelPolicy::new(loaded, settings)?;
     let pool = SandboxPool::new(&cfg.sandbox).context("cannot start the Python sandbox")?;
     let rollout = RolloutOptions {
@@ -106,14 +108,19 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     let reference = if opts.baseline {
         let args = reference_args(
             cfg,
-            &model_path,
+            &baseline_model(&model_path),
             adapter.as_deref(),
             &tasks_path,
             &tasks,
             group,
         );
-        run_script("reference_rollout.py", &args)
-            .unwrap_or_else(|e| json!({"error": format!("{e:#}")}))
+        run_script("reference_rollout.py", &args, opts.baseline_timeout).unwrap_or_else(|e| {
+            // Killed at the timeout: it ran no faster than all its episodes in that time.
+            let bound = opts
+                .baseline_timeout
+                .map(|t| (tasks.len() * group) as f64 * 60.0 / t.as_secs_f64());
+            json!({"error": format!("{e:#}"), "episodes_per_min_below": bound})
+        })
     } else {
         json!({"skipped": "--no-baseline"})
     };
@@ -148,6 +155,11 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         "reference": reference,
         "ratio_episodes_per_min": ratio("episodes_per_min"),
         "ratio_turns_per_s": ratio("turns_per_s"),
+        // When the reference was killed at --baseline-timeout: a lower bound on the ratio.
+        "ratio_episodes_per_min_at_least": ours["episodes_per_min"]
+            .as_f64()
+            .zip(reference["episodes_per_min_below"].as_f64())
+            .map(|(o, r)| o / r),
     }))
 }
 

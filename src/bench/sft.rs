@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tch::Device;
 
 use super::decode::cuda_name;
-use super::python::{run_script, scratch_dir, torch_device, torch_dtype};
+use super::python::{baseline_model, run_script, scratch_dir, torch_device, torch_dtype};
 use super::{BenchOptions, load_average, machine};
 use crate::config::Config;
 use crate::model::loader::{kind_of, load_model, parse_device, set_threads};
@@ -113,8 +113,13 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         tokens as f64 / seconds.max(1e-9)
     );
     let reference = if opts.baseline {
-        reference(cfg, &loaded.path, &batches)
-            .unwrap_or_else(|e| json!({"error": format!("{e:#}")}))
+        reference(
+            cfg,
+            &baseline_model(&loaded.path),
+            &batches,
+            opts.baseline_timeout,
+        )
+        .unwrap_or_else(|e| json!({"error": format!("{e:#}")}))
     } else {
         json!({"skipped": "--no-baseline"})
     };
@@ -151,7 +156,12 @@ fn sync(device: Device) {
 }
 
 /// Writes the batches for `scripts/reference_sft.py` and runs it.
-fn reference(cfg: &Config, model: &str, batches: &[Vec<&Sequence>]) -> anyhow::Result<Value> {
+fn reference(
+    cfg: &Config,
+    model: &str,
+    batches: &[Vec<&Sequence>],
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<Value> {
     let s = &cfg.sft;
     let dir = scratch_dir("sft")?;
     let path = dir.join("batches.json");
@@ -185,7 +195,7 @@ fn reference(cfg: &Config, model: &str, batches: &[Vec<&Sequence>]) -> anyhow::R
         args.push(k.into());
         args.push(v.into());
     }
-    let result = run_script("reference_sft.py", &args);
+    let result = run_script("reference_sft.py", &args, timeout);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -79,6 +79,10 @@ pub enum Cmd {
         /// Skip the Python baseline (our side only).
         #[arg(long)]
         no_baseline: bool,
+        /// Kill the Python baseline after this many seconds; the result records that (and,
+        /// for `rollout`, the lower bound on the ratio it implies).
+        #[arg(long, value_name = "SECS")]
+        baseline_timeout: Option<f64>,
     },
 }
 
@@ -195,7 +199,8 @@ pub enum ModelCmd {
     Tiny {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// The GGUF model whose tokenizer and chat template to use.
+        /// The model whose tokenizer and chat template to use (a GGUF file, `default`, or a
+        /// Hugging Face directory).
         #[arg(long, value_name = "M", default_value = "default")]
         tokenizer_from: String,
         #[arg(long, default_value_t = 4)]

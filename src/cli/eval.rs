@@ -158,19 +158,22 @@ fn run_coe(
     let mut policy: Box<dyn Policy> = match loaded {
         None => Box::new(OraclePolicy),
         Some(loaded) => {
-            let settings = ModelPolicyConfig::new(
-                cfg.eval.temperature,
-                cfg.eval.top_p,
-                cfg.env.context_tokens,
-                cfg.seed,
-            );
+            let settings = ModelPolicyConfig {
+                max_batch_tokens: cfg.model.decode_batch_tokens,
+                ..ModelPolicyConfig::new(
+                    cfg.eval.temperature,
+                    cfg.eval.top_p,
+                    cfg.env.context_tokens,
+                    cfg.seed,
+                )
+            };
             Box::new(ModelPolicy::new(loaded, settings)?)
         }
     };
     let opts = RolloutOptions {
         env: cfg.env.clone(),
         limits: cfg.sandbox.limits.clone(),
-        batch: 64,
+        batch: cfg.eval.batch,
         threads: ctx.step_threads(pool),
         job: 0,
     };
@@ -218,6 +221,7 @@ fn run_answers(
         Some(loaded) => {
             let settings = ModelAnswerConfig {
                 max_new_tokens: cfg.eval.answer_tokens,
+                max_batch_tokens: cfg.model.decode_batch_tokens,
                 ..ModelAnswerConfig::new(
                     cfg.eval.temperature,
                     cfg.eval.top_p,

@@ -158,7 +158,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             group,
             steps,
             no_baseline,
+            baseline_timeout,
         } => {
+            let baseline_timeout = match baseline_timeout {
+                Some(s) if !(s.is_finite() && *s > 0.0) => {
+                    anyhow::bail!("--baseline-timeout {s}: must be a positive number of seconds")
+                }
+                s => s.map(std::time::Duration::from_secs_f64),
+            };
             let opts = crate::bench::BenchOptions {
                 batches: batch.clone(),
                 tasks: tasks.clone(),
@@ -166,6 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 group: *group,
                 steps: *steps,
                 baseline: !no_baseline,
+                baseline_timeout,
             };
             let value = crate::bench::run(what, &ctx.config, &opts)?;
             crate::bench::emit(&value, out.as_deref())?;

@@ -1,7 +1,8 @@
 //! `coe train sft|rl`: starts the job on the runtime's model worker and prints its progress on
 //! stderr (step, loss or reward, tokens/s, ETA) until it ends. Ctrl-C or SIGTERM asks the job
 //! to checkpoint and stop at the next step boundary; a second Ctrl-C exits at once (the last
-//! complete checkpoint stays the latest).
+//! complete checkpoint stays the latest). SIGTERM never does: `timeout(1)` sends it twice (to
+//! the command, then to its process group), and that must still end with a checkpoint.
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +14,8 @@ use crate::runtime::{JobSpec, Runtime};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+extern "C" fn on_signal(sig: libc::c_int) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) && sig == libc::SIGINT {
         // Second signal: leave now; checkpoints are atomic, so nothing half-written is kept.
         unsafe { libc::_exit(130) };
     }

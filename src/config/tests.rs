@@ -67,3 +67,24 @@ fn failure_fixtures_give_their_exact_messages() {
     }
     assert!(n >= 5);
 }
+
+#[test]
+fn decode_and_eval_batches_must_be_positive() {
+    let err = Config::from_ron(
+        "(model: (decode_batch_tokens: 0), eval: (batch: 0))",
+        "batches.ron",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("model.decode_batch_tokens"), "{err}");
+    assert!(err.contains("eval.batch"), "{err}");
+    let cfg = Config::from_ron(
+        "(model: (decode_batch_tokens: 262144), eval: (batch: 256))",
+        "x",
+    )
+    .unwrap();
+    assert_eq!(
+        (cfg.model.decode_batch_tokens, cfg.eval.batch),
+        (262_144, 256)
+    );
+}

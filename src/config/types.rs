@@ -58,6 +58,9 @@ pub struct ModelSection {
     pub threads: usize,
     /// LoRA adapter directory to load, if any.
     pub adapter: Option<String>,
+    /// Rows × (prompt + reply) tokens per decode micro-batch when sampling commands or
+    /// answers; bounds the KV cache. The default suits a CPU; a GPU wants far more rows.
+    pub decode_batch_tokens: usize,
 }
 
 impl Default for ModelSection {
@@ -68,6 +71,7 @@ impl Default for ModelSection {
             dtype: Dtype::F32,
             threads: 0,
             adapter: None,
+            decode_batch_tokens: 16_384,
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct EvalSection {
     /// Longest one-shot answer (methods `direct` and `cot`, and `data sample-bugs`), in
     /// tokens; `None`: 512 for a program, 768 for a rationale and program.
     pub answer_tokens: Option<usize>,
+    /// Episodes live at once in an editor evaluation (their commands decode together).
+    pub batch: usize,
 }
 
 impl Default for EvalSection {
@@ -179,6 +185,7 @@ impl Default for EvalSection {
             temperature: 0.8,
             top_p: 0.95,
             answer_tokens: None,
+            batch: 64,
         }
     }
 }
@@ -427,6 +434,12 @@ impl Config {
         }
         let ev = &self.eval;
         at_least_one(&mut p, "eval.samples", ev.samples);
+        at_least_one(&mut p, "eval.batch", ev.batch);
+        at_least_one(
+            &mut p,
+            "model.decode_batch_tokens",
+            self.model.decode_batch_tokens,
+        );
         if ev.answer_tokens == Some(0) {
             p.push(Problem::new(
                 "eval.answer_tokens",

@@ -220,7 +220,7 @@ fn load_hf_dir(
 ) -> Result<Parts, LoadError> {
     let config_path = dir.join("config.json");
     let text = read_string(&config_path)?;
-    let cfg: LlamaConfig = serde_json::from_str(&text).map_err(|source| LoadError::Config {
+    let cfg = LlamaConfig::from_hf_json(&text).map_err(|source| LoadError::Config {
         path: config_path.clone(),
         source,
     })?;
@@ -243,7 +243,7 @@ fn load_hf_dir(
 /// The chat template of a Hugging Face directory: `tokenizer_config.json`'s
 /// `chat_template` (a string, or a list of named templates of which `default` is used),
 /// else a `chat_template.jinja` file.
-fn hf_chat_template(dir: &Path) -> Result<Option<String>, LoadError> {
+pub(crate) fn hf_chat_template(dir: &Path) -> Result<Option<String>, LoadError> {
     let config_path = dir.join("tokenizer_config.json");
     if config_path.is_file() {
         let text = read_string(&config_path)?;

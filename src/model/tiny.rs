@@ -11,7 +11,7 @@ use tch::{Device, Kind, nn};
 use super::config::{EosIds, LlamaConfig};
 use super::gguf::GgufFile;
 use super::llama::Llama;
-use super::loader::resolve_spec;
+use super::loader::{hf_chat_template, resolve_spec};
 use super::safetensors_io::write_safetensors;
 use super::tokenizer::CoeTokenizer;
 
@@ -38,8 +38,8 @@ impl Default for TinyShape {
 }
 
 /// Writes a randomly initialised model (normal, std 0.02; norms 1) of `shape` to `out` as a
-/// Hugging Face directory, with the tokenizer and chat template of the GGUF model `source`
-/// (`default` or a `.gguf` path). Returns the parameter count.
+/// Hugging Face directory, with the tokenizer and chat template of the model `source`
+/// (`default`, a `.gguf` path, or a Hugging Face directory). Returns the parameter count.
 pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> anyhow::Result<usize> {
     anyhow::ensure!(
         shape.heads > 0
@@ -52,17 +52,23 @@ pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> anyhow::
         shape.kv_heads
     );
     let path = resolve_spec(source)?;
-    anyhow::ensure!(
-        path.extension().is_some_and(|e| e == "gguf"),
-        "{}: the tokenizer source must be a .gguf file",
-        path.display()
-    );
-    let gguf = GgufFile::read(&path)?;
-    let tokenizer = CoeTokenizer::from_gguf(&gguf)?;
-    let template = gguf
-        .get("tokenizer.chat_template")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let (tokenizer, template) = if path.is_dir() {
+        // A Hugging Face directory (another tiny model, say): its tokenizer and template.
+        let tokenizer = CoeTokenizer::from_file(&path.join("tokenizer.json"))?;
+        (tokenizer, hf_chat_template(&path)?)
+    } else {
+        anyhow::ensure!(
+            path.extension().is_some_and(|e| e == "gguf"),
+            "{}: the tokenizer source must be a .gguf file or a Hugging Face directory",
+            path.display()
+        );
+        let gguf = GgufFile::read(&path)?;
+        let template = gguf
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        (CoeTokenizer::from_gguf(&gguf)?, template)
+    };
     let cfg = LlamaConfig {
         vocab_size: tokenizer.vocab_size(),
         hidden_size: shape.hidden,

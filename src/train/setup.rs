@@ -151,7 +151,10 @@ pub fn prepare(
             .map_or(0.0, |d| d.as_secs_f64()),
     };
     env.emit.run(RunEvent::RunStarted(started))?;
-    let settings = ModelPolicyConfig::new(1.0, 1.0, cfg.env.context_tokens, cfg.seed);
+    let settings = ModelPolicyConfig {
+        max_batch_tokens: cfg.model.decode_batch_tokens,
+        ..ModelPolicyConfig::new(1.0, 1.0, cfg.env.context_tokens, cfg.seed)
+    };
     Ok(Prepared {
         policy: ModelPolicy::new(loaded, settings)?,
         opt,

@@ -39,12 +39,15 @@ fn run(cfg: &Config, rx: &Receiver<ProposeRequest>, tx: &Sender<Msg>) {
             return;
         }
     };
-    let pcfg = ModelPolicyConfig::new(
-        cfg.eval.temperature,
-        cfg.eval.top_p,
-        cfg.env.context_tokens,
-        cfg.seed,
-    );
+    let pcfg = ModelPolicyConfig {
+        max_batch_tokens: cfg.model.decode_batch_tokens,
+        ..ModelPolicyConfig::new(
+            cfg.eval.temperature,
+            cfg.eval.top_p,
+            cfg.env.context_tokens,
+            cfg.seed,
+        )
+    };
     let mut policy = match ModelPolicy::new(loaded, pcfg) {
         Ok(p) => p,
         Err(e) => {
