@@ -185,7 +185,7 @@ def main():
         md.append(f"Rollout (`coe bench rollout`, {r['tasks']} tasks × G={r['group']}, up to "
                   f"{r['max_turns']} turns, tests included): ours "
                   f"{r['ours']['episodes_per_min']:.1f} episodes/min (whole rounds: "
-                  f"{r['ours_whole_rounds']['episodes_per_min']:.1f}), reference "
+                  f"{fmt((r.get('ours_whole_rounds') or {}).get('episodes_per_min'))}), reference "
                   f"{fmt(ref.get('episodes_per_min'))} episodes/min, ratio "
                   f"{fmt(r.get('ratio_episodes_per_min'))}.")
         md.append("")

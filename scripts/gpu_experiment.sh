@@ -21,8 +21,8 @@
 # EXP_SFT_SECONDS, at most EXP_TOKEN_BUDGET_MAX.
 #
 # Environment: COE (the binary; default target/release/coe, else target/debug/coe),
-# COE_BENCH_PYTHON (the baselines' Python; default .venv/bin/python), OUT (results folder),
-# TAG (prefix of the run names under runs/), EXP_MODEL (the model; default `default`, with
+# COE_BENCH_PYTHON (the baselines' Python; default .venv/bin/python), EXP_OUT (results
+# folder), EXP_TAG (prefix of the run names under runs/), EXP_MODEL (the model; default `default`, with
 # --tiny models/tiny, made if missing), EXP_DATA (a `coe data gen` folder made from the same
 # problems, used instead of generating it), EXP_DEVICE / EXP_DTYPE / EXP_CARD (to rehearse
 # the full mode elsewhere), and the budgets below (EXP_*). Every step's output: OUT/logs/.
@@ -76,10 +76,13 @@ else
   model=${EXP_MODEL:-default}
   problems=datasets/problems.jsonl
   gen_args=(--per-problem 4)
-  : "${EXP_SECONDS:=540}" "${EXP_SFT_SECONDS:=25}" "${EXP_TOKEN_BUDGET_MAX:=1500000}"
+  # Sized from the first H100 run (results/2026-11-26-h100-80gb-hbm3/README.md): SFT ~29k
+  # tokens/s plus ~25 s to replay the CoE demos; one RL step of 32 episodes x 10 turns took
+  # over 60 s; a CoE evaluation of 12 tasks x 4 samples ~28 s.
+  : "${EXP_SECONDS:=540}" "${EXP_SFT_SECONDS:=15}" "${EXP_TOKEN_BUDGET_MAX:=1500000}"
   : "${EXP_SFT_MAX_STEPS:=100000}" "${EXP_SFT_LR:=1e-3}" "${EXP_SFT_BATCH:=16}"
-  : "${EXP_RL_SECONDS:=60}" "${EXP_RL_STEPS:=1000}" "${EXP_RL_TASKS_PER_STEP:=8}" "${EXP_RL_LR:=1e-4}"
-  : "${EXP_MAX_TURNS:=10}" "${EXP_EVAL_TASKS:=48}" "${EXP_BUG_PROBLEMS:=24}" "${EXP_BUG_SAMPLES:=4}"
+  : "${EXP_RL_SECONDS:=150}" "${EXP_RL_STEPS:=1000}" "${EXP_RL_TASKS_PER_STEP:=4}" "${EXP_RL_LR:=1e-4}"
+  : "${EXP_MAX_TURNS:=10}" "${EXP_EVAL_TASKS:=16}" "${EXP_BUG_PROBLEMS:=8}" "${EXP_BUG_SAMPLES:=4}"
   : "${EXP_ROLLOUT_TASKS:=64}" "${EXP_SFT_BENCH_STEPS:=10}" "${EXP_DECODE_BATCH:=1,8,64}"
   : "${EXP_ANSWER_TOKENS:=None}" "${EXP_DECODE_BATCH_TOKENS:=131072}" "${EXP_EVAL_BATCH:=256}"
   : "${EXP_BASELINE_TIMEOUT:=40}" "${EXP_ROLLOUT_BASELINE_TIMEOUT:=75}" "${EXP_CAPS:=1}"
@@ -92,8 +95,8 @@ else
 fi
 
 date=$(date +%F)
-out=${OUT:-results/$date-$card}
-tag=${TAG:-exp-$card}
+out=${EXP_OUT:-results/$date-$card}
+tag=${EXP_TAG:-exp-$card}
 work=runs/$tag-work
 mkdir -p "$out/logs" "$work/configs"
 logs=$out/logs
@@ -320,8 +323,9 @@ step bench_decode 60 "$COE" bench decode --config "$work/configs/eval.ron" --bat
   --baseline-timeout "$EXP_BASELINE_TIMEOUT" --out "$out/bench-decode.json" || true
 step bench_sft 60 "$COE" bench sft --config "$work/configs/coe-sft.ron" --steps "$EXP_SFT_BENCH_STEPS" \
   --baseline-timeout "$EXP_BASELINE_TIMEOUT" --out "$out/bench-sft.json" || true
+whole=(); [ "$mode" = full ] && whole=(--no-whole-rounds) # one timing of ours on the GPU
 step bench_rollout 120 "$COE" bench rollout --config "$work/configs/coe-rl.ron" \
-  --tasks-n "$EXP_ROLLOUT_TASKS" --group 4 --baseline-timeout "$EXP_ROLLOUT_BASELINE_TIMEOUT" \
+  --tasks-n "$EXP_ROLLOUT_TASKS" --group 4 "${whole[@]}" --baseline-timeout "$EXP_ROLLOUT_BASELINE_TIMEOUT" \
   --out "$out/bench-rollout.json" || true
 
 evaluate model-bugs 30

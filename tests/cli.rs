@@ -289,8 +289,8 @@ fn gpu_experiment_script_runs_tiny_on_the_cpu() {
         .arg("--tiny")
         .current_dir(root)
         .env("COE", env!("CARGO_BIN_EXE_coe"))
-        .env("OUT", &out)
-        .env("TAG", &tag)
+        .env("EXP_OUT", &out)
+        .env("EXP_TAG", &tag)
         .env("EXP_MODEL", tmp.path().join("tiny"))
         .status()
         .unwrap();
@@ -368,8 +368,8 @@ fn gpu_experiment_out_of_time_skips_steps_and_still_reports() {
         .arg("--tiny")
         .current_dir(root)
         .env("COE", env!("CARGO_BIN_EXE_coe"))
-        .env("OUT", &out)
-        .env("TAG", &tag)
+        .env("EXP_OUT", &out)
+        .env("EXP_TAG", &tag)
         .env("EXP_MODEL", &model)
         .env("EXP_SECONDS", "1") // no time for anything
         .output()

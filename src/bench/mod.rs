@@ -38,6 +38,8 @@ pub struct BenchOptions {
     pub baseline: bool,
     /// Kill the baseline after this long (recorded as its error).
     pub baseline_timeout: Option<std::time::Duration>,
+    /// `rollout`: also time whole rounds (decode every command, then run the tests).
+    pub whole_rounds: bool,
 }
 
 impl Default for BenchOptions {
@@ -50,6 +52,7 @@ impl Default for BenchOptions {
             steps: 20,
             baseline: true,
             baseline_timeout: None,
+            whole_rounds: true,
         }
     }
 }

@@ -34,7 +34,8 @@ pub fn locate(rel: &str) -> anyhow::Result<PathBuf> {
         .map_err(|_| anyhow::anyhow!("{rel} not found; run scripts/setup.sh"))
 }
 
-/// Runs `scripts/<script>` with `args`; its stderr (progress) passes through to ours. With a
+/// Runs `scripts/<script>` with `args`; its stderr (progress) passes through to ours, and its
+/// last lines are part of the error when it fails. With a
 /// `timeout`, the script and everything it started are killed when it runs longer, and the
 /// error says so.
 pub fn run_script(
@@ -58,10 +59,10 @@ fn run_python(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Value> {
     let mut child = Command::new(python)
-        .arg(&script)
+        .arg(script)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .process_group(0) // its test subprocesses die with it on a timeout
         .spawn()
         .with_context(|| format!("cannot run {}", python.display()))?;
@@ -70,6 +71,37 @@ fn run_python(
         let mut buf = Vec::new();
         stdout.read_to_end(&mut buf).map(|_| buf)
     });
+    // Its stderr passes through to ours, and its last lines go into any error.
+    let stderr = child.stderr.take().context("no stderr pipe")?;
+    let tail = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut last = std::collections::VecDeque::new();
+        for line in std::io::BufReader::new(stderr)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            let line = String::from_utf8_lossy(&line).into_owned();
+            eprintln!("{line}");
+            // Progress bars redraw with \r: keep what the line ended as.
+            let shown = line
+                .rsplit('\r')
+                .find(|p| !p.trim().is_empty())
+                .unwrap_or("");
+            if !shown.trim().is_empty() {
+                last.push_back(shown.to_string());
+                if last.len() > STDERR_TAIL {
+                    last.pop_front();
+                }
+            }
+        }
+        Vec::from(last).join("\n")
+    });
+    let last_lines = move || -> String {
+        match tail.join() {
+            Ok(t) if !t.is_empty() => format!("; the end of its stderr:\n{t}"),
+            _ => String::new(),
+        }
+    };
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -79,10 +111,11 @@ fn run_python(
             // SAFETY: kill(2) on the process group the child leads; no memory is touched.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
+            let secs = started.elapsed().as_secs_f64();
             anyhow::bail!(
-                "{} timed out after {:.0} s (--baseline-timeout) and was killed",
+                "{} timed out after {secs:.0} s (--baseline-timeout) and was killed{}",
                 script.display(),
-                started.elapsed().as_secs_f64()
+                last_lines()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -93,13 +126,16 @@ fn run_python(
         .with_context(|| format!("cannot read the output of {}", script.display()))?;
     anyhow::ensure!(
         status.success(),
-        "{} failed ({}); its error is printed above",
+        "{} failed ({status}){}",
         script.display(),
-        status
+        last_lines()
     );
     serde_json::from_slice(&out)
         .with_context(|| format!("{} printed no JSON result", script.display()))
 }
+
+/// Lines of a failed baseline's stderr kept in its error.
+const STDERR_TAIL: usize = 12;
 
 /// A fresh directory for files handed to a baseline, removed by the caller.
 pub fn scratch_dir(bench: &str) -> anyhow::Result<PathBuf> {
@@ -175,5 +211,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         assert!(state.is_empty() || state.contains(") Z "), "{state}");
+    }
+
+    #[test]
+    fn a_failing_script_s_error_carries_the_end_of_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fails.py");
+        std::fs::write(
+            &path,
+            "import sys\nprint('loading', file=sys.stderr)\n\
+             raise RuntimeError('CUDA out of memory')\n",
+        )
+        .unwrap();
+        let err = run_python("python3".as_ref(), &path, &[], None).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("failed (exit status: 1)"), "{text}");
+        assert!(text.contains("RuntimeError: CUDA out of memory"), "{text}");
+        assert!(text.contains("loading"), "{text}");
     }
 }

@@ -7,7 +7,8 @@
 //! Our side runs twice from the same seed, so both runs sample exactly the same episodes:
 //! once as RL does (an episode's tests run in the sandbox pool as soon as its command is
 //! decoded, while the rest are still decoding) and once with whole rounds (decode every
-//! command, then run the tests), which measures what that overlap buys. The model is
+//! command, then run the tests), which measures what that overlap buys (`--no-whole-rounds`
+//! skips the second run). The baseline runs first. The model is
 //! `model.path` with `model.adapter`, else `rl.init_adapter` (the policy RL starts from: an
 //! untrained model's commands are mostly invalid and run no tests).
 
@@ -95,16 +96,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         };
         Ok((results, started.elapsed().as_secs_f64()))
     };
-    let (results, secs) = timed(true)?;
-    let ours = summary(&results, secs);
-    eprintln!("bench rollout: ours (tests during decode) {}", line(&ours));
-    let (plain, plain_secs) = timed(false)?;
-    let same = signature(&plain) == signature(&results);
-    let ours_whole = summary(&plain, plain_secs);
-    eprintln!(
-        "bench rollout: ours (whole rounds)        {}",
-        line(&ours_whole)
-    );
+    // The baseline first, while our process holds little GPU memory.
     let reference = if opts.baseline {
         let args = reference_args(
             cfg,
@@ -123,6 +115,22 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         })
     } else {
         json!({"skipped": "--no-baseline"})
+    };
+    let (results, secs) = timed(true)?;
+    let ours = summary(&results, secs);
+    eprintln!("bench rollout: ours (tests during decode) {}", line(&ours));
+    let (ours_whole, same, overlap_speedup) = if opts.whole_rounds {
+        let (plain, plain_secs) = timed(false)?;
+        let ours_whole = summary(&plain, plain_secs);
+        eprintln!(
+            "bench rollout: ours (whole rounds)        {}",
+            line(&ours_whole)
+        );
+        let same = signature(&plain) == signature(&results);
+        (ours_whole, json!(same), json!(plain_secs / secs.max(1e-9)))
+    } else {
+        let skipped = json!({"skipped": "--no-whole-rounds"});
+        (skipped, Value::Null, Value::Null)
     };
     if reference.get("episodes_per_min").is_some() {
         eprintln!(
@@ -151,7 +159,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         "ours": ours,
         "ours_whole_rounds": ours_whole,
         "whole_rounds_sampled_the_same_episodes": same,
-        "overlap_speedup": ours_whole["seconds"].as_f64().map(|w| w / secs.max(1e-9)),
+        "overlap_speedup": overlap_speedup,
         "reference": reference,
         "ratio_episodes_per_min": ratio("episodes_per_min"),
         "ratio_turns_per_s": ratio("turns_per_s"),

@@ -79,6 +79,19 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
                 .collect()
         })
         .collect();
+    // The baseline first, while our process holds little GPU memory (PyTorch's caching
+    // allocator keeps what our steps used until the process ends).
+    let reference = if opts.baseline {
+        reference(
+            cfg,
+            &baseline_model(&loaded.path),
+            &batches,
+            opts.baseline_timeout,
+        )
+        .unwrap_or_else(|e| json!({"error": format!("{e:#}")}))
+    } else {
+        json!({"skipped": "--no-baseline"})
+    };
     let model = &mut loaded.model;
     let mut opt = AdamW::new(s.weight_decay);
     let mut losses = Vec::new();
@@ -112,17 +125,6 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         "bench sft: ours {:.0} tokens/s ({tokens} tokens in {seconds:.2} s)",
         tokens as f64 / seconds.max(1e-9)
     );
-    let reference = if opts.baseline {
-        reference(
-            cfg,
-            &baseline_model(&loaded.path),
-            &batches,
-            opts.baseline_timeout,
-        )
-        .unwrap_or_else(|e| json!({"error": format!("{e:#}")}))
-    } else {
-        json!({"skipped": "--no-baseline"})
-    };
     if let Some(t) = reference["tokens_per_s"].as_f64() {
         eprintln!("bench sft: reference {t:.0} tokens/s");
     }

@@ -83,6 +83,9 @@ pub enum Cmd {
         /// for `rollout`, the lower bound on the ratio it implies).
         #[arg(long, value_name = "SECS")]
         baseline_timeout: Option<f64>,
+        /// `rollout`: skip the second timing with whole rounds (tests after all decoding).
+        #[arg(long)]
+        no_whole_rounds: bool,
     },
 }
 

@@ -159,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             steps,
             no_baseline,
             baseline_timeout,
+            no_whole_rounds,
         } => {
             let baseline_timeout = match baseline_timeout {
                 Some(s) if !(s.is_finite() && *s > 0.0) => {
@@ -174,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 steps: *steps,
                 baseline: !no_baseline,
                 baseline_timeout,
+                whole_rounds: !no_whole_rounds,
             };
             let value = crate::bench::run(what, &ctx.config, &opts)?;
             crate::bench::emit(&value, out.as_deref())?;

@@ -99,7 +99,7 @@ impl LlamaConfig {
                 .get("rope_type")
                 .or_else(|| params.get("type"))
                 .and_then(|t| t.as_str());
-            if !obj.get("rope_scaling").is_some_and(|v| !v.is_null())
+            if obj.get("rope_scaling").is_none_or(|v| v.is_null())
                 && kind.is_some_and(|k| k != "default")
             {
                 obj.insert("rope_scaling".into(), params);
