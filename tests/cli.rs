@@ -280,23 +280,9 @@ fn gen_on_humaneval_round_trips_through_the_oracle() {
 /// benchmarks then carry an error for the reference and the report still gets written.
 #[test]
 fn gpu_experiment_script_runs_tiny_on_the_cpu() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("results");
-    let tag = format!("exp-test-{}", std::process::id());
-    let status = std::process::Command::new("bash")
-        .arg("scripts/gpu_experiment.sh")
-        .arg("--tiny")
-        .current_dir(root)
-        .env("COE", env!("CARGO_BIN_EXE_coe"))
-        .env("EXP_OUT", &out)
-        .env("EXP_TAG", &tag)
-        .env("EXP_MODEL", tmp.path().join("tiny"))
-        .status()
-        .unwrap();
-    for run in ["work", "coe-sft", "coe-rl", "direct", "cot"] {
-        let _ = std::fs::remove_dir_all(root.join("runs").join(format!("{tag}-{run}")));
-    }
+    let (status, _) = run_tiny_experiment(tmp.path(), "exp-test", &[]);
     assert!(
         status.success(),
         "the script failed; logs in {}",
@@ -351,32 +337,47 @@ fn gpu_experiment_script_runs_tiny_on_the_cpu() {
     }
 }
 
-#[test]
-fn gpu_experiment_out_of_time_skips_steps_and_still_reports() {
+/// Runs `scripts/gpu_experiment.sh --tiny` with its results in `tmp/results` and a tiny model
+/// in `tmp/tiny`, and removes its runs; returns the exit status and stderr.
+fn run_tiny_experiment(
+    tmp: &Path,
+    name: &str,
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("results");
-    let tag = format!("exp-late-{}", std::process::id());
-    let model = tmp.path().join("tiny");
-    coe()
-        .args(["model", "tiny", "--out"])
-        .arg(&model)
-        .assert()
-        .success();
+    let tag = format!("{name}-{}", std::process::id());
     let output = std::process::Command::new("bash")
         .arg("scripts/gpu_experiment.sh")
         .arg("--tiny")
         .current_dir(root)
         .env("COE", env!("CARGO_BIN_EXE_coe"))
-        .env("EXP_OUT", &out)
+        .env("EXP_OUT", tmp.join("results"))
         .env("EXP_TAG", &tag)
-        .env("EXP_MODEL", &model)
-        .env("EXP_SECONDS", "1") // no time for anything
+        .env("EXP_MODEL", tmp.join("tiny"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::inherit())
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(root.join("runs").join(format!("{tag}-work")));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for run in ["work", "coe-sft", "coe-rl", "direct", "cot"] {
+        let _ = std::fs::remove_dir_all(root.join("runs").join(format!("{tag}-{run}")));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    eprintln!("{stderr}");
+    (output.status, stderr)
+}
+
+#[test]
+fn gpu_experiment_out_of_time_skips_steps_and_still_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    coe()
+        .args(["model", "tiny", "--out"])
+        .arg(tmp.path().join("tiny"))
+        .assert()
+        .success();
+    // No time for anything.
+    let (status, stderr) = run_tiny_experiment(tmp.path(), "exp-late", &[("EXP_SECONDS", "1")]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("data_gen skipped"), "{stderr}");
     let report = read_json(&out.join("results.json"));
     assert_eq!(report["steps"][0]["step"], "data_gen");

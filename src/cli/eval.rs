@@ -157,18 +157,7 @@ fn run_coe(
     let cfg = &ctx.config;
     let mut policy: Box<dyn Policy> = match loaded {
         None => Box::new(OraclePolicy),
-        Some(loaded) => {
-            let settings = ModelPolicyConfig {
-                max_batch_tokens: cfg.model.decode_batch_tokens,
-                ..ModelPolicyConfig::new(
-                    cfg.eval.temperature,
-                    cfg.eval.top_p,
-                    cfg.env.context_tokens,
-                    cfg.seed,
-                )
-            };
-            Box::new(ModelPolicy::new(loaded, settings)?)
-        }
+        Some(loaded) => Box::new(ModelPolicy::new(loaded, ModelPolicyConfig::for_eval(cfg))?),
     };
     let opts = RolloutOptions {
         env: cfg.env.clone(),

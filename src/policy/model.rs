@@ -43,6 +43,20 @@ pub struct ModelPolicyConfig {
 }
 
 impl ModelPolicyConfig {
+    /// Sampling as the config's evaluation does (`eval.temperature`, `eval.top_p`), with its
+    /// context and decode batch sizes and seed.
+    pub fn for_eval(cfg: &crate::config::Config) -> Self {
+        ModelPolicyConfig {
+            max_batch_tokens: cfg.model.decode_batch_tokens,
+            ..ModelPolicyConfig::new(
+                cfg.eval.temperature,
+                cfg.eval.top_p,
+                cfg.env.context_tokens,
+                cfg.seed,
+            )
+        }
+    }
+
     /// Sampling at `temperature` / `top_p` with the default lengths.
     pub fn new(temperature: f64, top_p: f64, context_tokens: usize, seed: u64) -> Self {
         ModelPolicyConfig {

@@ -39,16 +39,7 @@ fn run(cfg: &Config, rx: &Receiver<ProposeRequest>, tx: &Sender<Msg>) {
             return;
         }
     };
-    let pcfg = ModelPolicyConfig {
-        max_batch_tokens: cfg.model.decode_batch_tokens,
-        ..ModelPolicyConfig::new(
-            cfg.eval.temperature,
-            cfg.eval.top_p,
-            cfg.env.context_tokens,
-            cfg.seed,
-        )
-    };
-    let mut policy = match ModelPolicy::new(loaded, pcfg) {
+    let mut policy = match ModelPolicy::new(loaded, ModelPolicyConfig::for_eval(cfg)) {
         Ok(p) => p,
         Err(e) => {
             send(ModelReply::Unavailable {
