@@ -179,7 +179,11 @@ fn padded_batch_equals_individual_runs_for_both_kernels() {
     let seqs = sequences();
     let (ids, mask, pos) = left_pad(&seqs);
     let w = ids.size()[1];
-    for kernel in [AttentionKernel::Grouped, AttentionKernel::Sdpa] {
+    for kernel in [
+        AttentionKernel::Grouped,
+        AttentionKernel::Sdpa,
+        AttentionKernel::Auto,
+    ] {
         model.set_attention_kernel(kernel);
         let batch = tch::no_grad(|| model.forward(&ids, &pos, Some(&mask), None).unwrap());
         for (r, s) in seqs.iter().enumerate() {

@@ -176,7 +176,8 @@ impl Attention {
                 scale,
                 h != kvh,
             )?,
-            AttentionKernel::Grouped => {
+            // `Auto` is resolved by the model before any layer runs.
+            AttentionKernel::Grouped | AttentionKernel::Auto => {
                 grouped_attention(&q, &k, &v, mask.allowed.as_ref(), scale)?
             }
         };
