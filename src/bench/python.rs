@@ -28,6 +28,16 @@ pub fn baseline_model(ours: &str) -> String {
     }
 }
 
+/// A baseline killed at its `--baseline-timeout` (the error [`run_script`] returns then).
+#[derive(Debug, thiserror::Error)]
+#[error("{script} timed out after {secs:.0} s (--baseline-timeout) and was killed{tail}")]
+pub struct TimedOut {
+    pub script: String,
+    pub secs: f64,
+    /// The end of its stderr, as "; the end of its stderr:\n…", or empty.
+    pub tail: String,
+}
+
 /// A file of the checkout, or an error saying how to get it.
 pub fn locate(rel: &str) -> anyhow::Result<PathBuf> {
     find_in_checkout(rel.as_ref())
@@ -111,12 +121,12 @@ fn run_python(
             // SAFETY: kill(2) on the process group the child leads; no memory is touched.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
-            let secs = started.elapsed().as_secs_f64();
-            anyhow::bail!(
-                "{} timed out after {secs:.0} s (--baseline-timeout) and was killed{}",
-                script.display(),
-                last_lines()
-            );
+            return Err(TimedOut {
+                script: script.display().to_string(),
+                secs: started.elapsed().as_secs_f64(),
+                tail: last_lines(),
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -205,6 +215,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("timed out after"), "{err:#}");
+        assert!(err.downcast_ref::<TimedOut>().is_some(), "{err:#}");
         assert!(started.elapsed() < Duration::from_secs(20));
         let pid: i32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
         // The grandchild `sleep` is gone too (reaped by init, or a zombie at worst).
@@ -228,5 +239,9 @@ mod tests {
         assert!(text.contains("failed (exit status: 1)"), "{text}");
         assert!(text.contains("RuntimeError: CUDA out of memory"), "{text}");
         assert!(text.contains("loading"), "{text}");
+        assert!(
+            err.downcast_ref::<TimedOut>().is_none(),
+            "a failure is not a timeout"
+        );
     }
 }

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::decode::cuda_name;
-use super::python::{baseline_model, run_script, torch_device, torch_dtype};
+use super::python::{TimedOut, baseline_model, run_script, torch_device, torch_dtype};
 use super::{BenchOptions, load_average, machine};
 use crate::config::Config;
 use crate::data::loaders::load_tasks;
@@ -107,10 +107,11 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
             group,
         );
         run_script("reference_rollout.py", &args, opts.baseline_timeout).unwrap_or_else(|e| {
-            // Killed at the timeout: it ran no faster than all its episodes in that time.
-            let bound = opts
-                .baseline_timeout
-                .map(|t| (tasks.len() * group) as f64 * 60.0 / t.as_secs_f64());
+            // Killed at the timeout: it ran slower than all its episodes in that time. A
+            // baseline that failed otherwise bounds nothing.
+            let bound = e
+                .downcast_ref::<TimedOut>()
+                .map(|t| (tasks.len() * group) as f64 * 60.0 / t.secs.max(1e-9));
             json!({"error": format!("{e:#}"), "episodes_per_min_below": bound})
         })
     } else {
