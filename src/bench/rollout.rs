@@ -62,10 +62,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     let device = parse_device(&cfg.model.device)?;
     let loaded = load_for_inference(&cfg.model, adapter.as_deref())?;
     let model_path = loaded.path.clone();
-    let settings = ModelPolicyConfig {
-        max_batch_tokens: cfg.model.decode_batch_tokens,
-        ..ModelPolicyConfig::new(cfg.rl.temperature, 1.0, cfg.env.context_tokens, cfg.seed)
-    };
+    let settings = ModelPolicyConfig::from_config(cfg, cfg.rl.temperature, 1.0);
     let mut policy = ModelPolicy::new(loaded, settings)?;
     let pool = SandboxPool::new(&cfg.sandbox).context("cannot start the Python sandbox")?;
     let rollout = RolloutOptions {

@@ -208,16 +208,7 @@ fn run_answers(
     let mut answerer: Box<dyn Answerer> = match loaded {
         None => Box::new(OracleAnswerer),
         Some(loaded) => {
-            let settings = ModelAnswerConfig {
-                max_new_tokens: cfg.eval.answer_tokens,
-                max_batch_tokens: cfg.model.decode_batch_tokens,
-                ..ModelAnswerConfig::new(
-                    cfg.eval.temperature,
-                    cfg.eval.top_p,
-                    cfg.env.context_tokens,
-                    cfg.seed,
-                )
-            };
+            let settings = ModelAnswerConfig::from_config(cfg, cfg.eval.temperature, cfg.seed);
             Box::new(ModelAnswerer::new(loaded, settings)?)
         }
     };

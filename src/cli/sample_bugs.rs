@@ -43,11 +43,7 @@ pub fn run(ctx: &Ctx, args: &SampleBugsArgs<'_>) -> anyhow::Result<ExitCode> {
         ..cfg.model.clone()
     };
     let loaded = load_for_inference(&section, None)?;
-    let settings = ModelAnswerConfig {
-        max_new_tokens: cfg.eval.answer_tokens,
-        max_batch_tokens: cfg.model.decode_batch_tokens,
-        ..ModelAnswerConfig::new(temperature, cfg.eval.top_p, cfg.env.context_tokens, seed)
-    };
+    let settings = ModelAnswerConfig::from_config(cfg, temperature, seed);
     let mut answerer = ModelAnswerer::new(loaded, settings)?;
     let pool = ctx.sandbox()?;
     let opts = SampleBugsOptions {

@@ -43,18 +43,18 @@ pub struct ModelPolicyConfig {
 }
 
 impl ModelPolicyConfig {
-    /// Sampling as the config's evaluation does (`eval.temperature`, `eval.top_p`), with its
-    /// context and decode batch sizes and seed.
-    pub fn for_eval(cfg: &crate::config::Config) -> Self {
+    /// Sampling at `temperature` / `top_p` with the config's context, decode batch size
+    /// (`model.decode_batch_tokens`) and seed.
+    pub fn from_config(cfg: &crate::config::Config, temperature: f64, top_p: f64) -> Self {
         ModelPolicyConfig {
             max_batch_tokens: cfg.model.decode_batch_tokens,
-            ..ModelPolicyConfig::new(
-                cfg.eval.temperature,
-                cfg.eval.top_p,
-                cfg.env.context_tokens,
-                cfg.seed,
-            )
+            ..ModelPolicyConfig::new(temperature, top_p, cfg.env.context_tokens, cfg.seed)
         }
+    }
+
+    /// Sampling as the config's evaluation does (`eval.temperature`, `eval.top_p`).
+    pub fn for_eval(cfg: &crate::config::Config) -> Self {
+        Self::from_config(cfg, cfg.eval.temperature, cfg.eval.top_p)
     }
 
     /// Sampling at `temperature` / `top_p` with the default lengths.

@@ -151,10 +151,7 @@ pub fn prepare(
             .map_or(0.0, |d| d.as_secs_f64()),
     };
     env.emit.run(RunEvent::RunStarted(started))?;
-    let settings = ModelPolicyConfig {
-        max_batch_tokens: cfg.model.decode_batch_tokens,
-        ..ModelPolicyConfig::new(1.0, 1.0, cfg.env.context_tokens, cfg.seed)
-    };
+    let settings = ModelPolicyConfig::from_config(cfg, 1.0, 1.0);
     Ok(Prepared {
         policy: ModelPolicy::new(loaded, settings)?,
         opt,

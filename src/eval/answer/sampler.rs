@@ -140,6 +140,16 @@ pub struct ModelAnswerConfig {
 }
 
 impl ModelAnswerConfig {
+    /// Sampling at `temperature` with `seed`, and the rest from the config: `eval.top_p`,
+    /// `eval.answer_tokens`, `env.context_tokens` and `model.decode_batch_tokens`.
+    pub fn from_config(cfg: &crate::config::Config, temperature: f64, seed: u64) -> Self {
+        ModelAnswerConfig {
+            max_new_tokens: cfg.eval.answer_tokens,
+            max_batch_tokens: cfg.model.decode_batch_tokens,
+            ..ModelAnswerConfig::new(temperature, cfg.eval.top_p, cfg.env.context_tokens, seed)
+        }
+    }
+
     /// Sampling at `temperature` / `top_p` with the formats' reply budgets.
     pub fn new(temperature: f64, top_p: f64, context_tokens: usize, seed: u64) -> Self {
         ModelAnswerConfig {
