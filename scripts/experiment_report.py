@@ -2,8 +2,8 @@
 """Writes the report of one scripts/gpu_experiment.sh run from the files it left in OUT.
 
 Reads OUT/eval-<run>-<set>.json (coe eval results), OUT/bench-{decode,sft,rollout}.json,
-OUT/timings.txt, OUT/token_budget.txt and OUT/logs/ (steps.tsv: each step's status; the
-training logs: where each run stopped); writes OUT/results.json (everything, plus the run's facts), OUT/results.md
+OUT/token_budget.txt and OUT/logs/ (steps.tsv: each step's status and seconds, or OUT/timings.txt
+in folders written before it; the training logs: where each run stopped); writes OUT/results.json (everything, plus the run's facts), OUT/results.md
 (the tables) and OUT/readme_table.md (model, method, pass@1, pass@4, train time, card). With
 --readme FILE, the table replaces what lies between the markers
 <!-- gpu-results:begin --> and <!-- gpu-results:end --> in FILE. Standard library only.
@@ -40,7 +40,10 @@ def load(path):
         sys.exit(f"experiment_report: {path}: not JSON: {e}")
 
 
-def timings(out):
+def timings(out, step_rows):
+    """Seconds per step that ran: from logs/steps.tsv, or timings.txt in older folders."""
+    if step_rows:
+        return {r["step"]: float(r["seconds"]) for r in step_rows if r.get("status") != "skipped"}
     t = {}
     path = out / "timings.txt"
     for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -105,10 +108,10 @@ def main():
     ap.add_argument("--readme", type=Path)
     a = ap.parse_args()
     out = a.out
-    t = timings(out)
+    step_rows, trained = steps(out), training(out)
+    t = timings(out, step_rows)
     budget = out / "token_budget.txt"
     budget = int(budget.read_text().strip()) if budget.is_file() else None
-    step_rows, trained = steps(out), training(out)
     methods = []
     for run, method, label, train_steps in RUNS:
         row = {"run": run, "method": method, "label": label,

@@ -12,20 +12,22 @@
 #   scripts/gpu_experiment.sh --tiny    # on a CPU: tiny random model, smoke problems, minutes
 #
 # Time: the whole run keeps to EXP_SECONDS (full mode 540; --tiny: no limit). Each step has
-# a time cap (full mode; EXP_CAPS=0 lifts them) and gets at most what is left; training stopped at its cap checkpoints (SIGTERM)
-# and its latest checkpoint is evaluated. A step that fails, is capped or finds no time left
-# is recorded (logs/steps.tsv, the report's step table) and the run goes on; the report is
-# always written, and the exit status is 1 if any step failed or was skipped.
+# a time cap (full mode; EXP_CAPS=0 lifts them) and gets at most what is left; training
+# stopped at its cap checkpoints (SIGTERM) and its latest checkpoint is evaluated. A step
+# that fails, is capped or finds no time left is recorded (logs/steps.tsv, the report's
+# step table) and the run goes on; the report is always written, and the exit status is 1
+# if any step failed or was skipped.
 # The SFT token budget (the same for every method) is EXP_TOKEN_BUDGET, else measured: SFT
 # tokens/s (from EXP_CALIB, a `coe bench sft` JSON, or a short `coe bench sft` now) times
 # EXP_SFT_SECONDS, at most EXP_TOKEN_BUDGET_MAX.
 #
 # Environment: COE (the binary; default target/release/coe, else target/debug/coe),
 # COE_BENCH_PYTHON (the baselines' Python; default .venv/bin/python), EXP_OUT (results
-# folder), EXP_TAG (prefix of the run names under runs/), EXP_MODEL (the model; default `default`, with
-# --tiny models/tiny, made if missing), EXP_DATA (a `coe data gen` folder made from the same
-# problems, used instead of generating it), EXP_DEVICE / EXP_DTYPE / EXP_CARD (to rehearse
-# the full mode elsewhere), and the budgets below (EXP_*). Every step's output: OUT/logs/.
+# folder), EXP_TAG (prefix of the run names under runs/), EXP_MODEL (the model; default
+# `default`, with --tiny models/tiny, made if missing), EXP_DATA (a `coe data gen` folder
+# made from the same problems, used instead of generating it), EXP_DEVICE / EXP_DTYPE /
+# EXP_CARD (to rehearse the full mode elsewhere), and the budgets below (EXP_*). Every
+# step's output: EXP_OUT/logs/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -39,7 +41,7 @@ for arg in "$@"; do
   case $arg in
     --tiny) mode=tiny ;;
     --update-readme) update_readme=1 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die "unknown argument $arg (known: --tiny, --update-readme)" ;;
   esac
 done
@@ -104,7 +106,6 @@ say "mode $mode, card $card, binary $COE, results in $out, runs under runs/$tag-
 
 t_start=$(date +%s)
 failures=0
-: >"$out/timings.txt"
 printf 'step\tstatus\tseconds\tcap_s\n' >"$logs/steps.tsv"
 report() { # writes the report from whatever the steps left; runs on every exit
   cp "$work"/configs/*.ron "$logs/" 2>/dev/null || true
@@ -149,7 +150,6 @@ step() {
     status=failed; failures=$((failures + 1))
     tail -20 "$logs/$name.log" >&2
   fi
-  echo "$name $secs" >>"$out/timings.txt"
   printf '%s\t%s\t%s\t%s\n' "$name" "$status" "$secs" "$cap" >>"$logs/steps.tsv"
   say "$name $status in $secs s (cap $cap s; log $logs/$name.log)"
   [ "$status" != failed ]
