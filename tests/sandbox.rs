@@ -564,6 +564,39 @@ fn without_namespaces_uid_drop_and_cleanup_still_hold() {
     );
 }
 
+/// Each worker forks its next child at a background priority (nicer than its own) while
+/// it cleans up; the child must get the pool's own priority back with its run, or every
+/// test would run slowed down.
+#[test]
+fn task_code_runs_at_the_pools_priority() {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let nice: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let check = format!(
+        "assert os.getpriority(os.PRIO_PROCESS, 0) == {nice}, os.getpriority(os.PRIO_PROCESS, 0)"
+    );
+    for (isolation, uid_base) in [(Isolation::Auto, 61400), (Isolation::None, 61420)] {
+        let pool = SandboxPool::new(&SandboxConfig {
+            isolation,
+            ..config(1, uid_base)
+        })
+        .unwrap();
+        // Back to back, and with time for the clean-up to finish before the next run.
+        for pause_ms in [0, 0, 100, 100] {
+            std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+            let t = tests_of(&pool.run(&req("import os\n", &[&check])).unwrap());
+            assert_eq!(t, [TestOutcome::Passed], "{isolation:?}");
+        }
+    }
+}
+
 fn fallback_dirs() -> BTreeSet<String> {
     std::fs::read_dir("/tmp")
         .unwrap()

@@ -17,7 +17,8 @@ use super::protocol::{Greeting, Hello, WireReply, WireRequest, WorkerArgs};
 use super::types::{RunReport, RunRequest};
 
 /// The fork-server, embedded so the binary needs no file beside it. One Python
-/// program kept in five files by concern; `python -c` runs their concatenation.
+/// program kept in five files by concern, passed as the last argument of
+/// `python -c BOOT`, which compiles their concatenation in a throw-away child.
 const WORKER_SOURCE: &str = concat!(
     include_str!("worker/setup.py"),
     include_str!("worker/confine.py"),
@@ -25,6 +26,7 @@ const WORKER_SOURCE: &str = concat!(
     include_str!("worker/server.py"),
     include_str!("worker/child.py"),
 );
+const BOOT: &str = include_str!("worker/boot.py");
 
 /// Interpreter start, imports and namespace set-up, on a busy machine.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(60);
@@ -261,7 +263,7 @@ impl Drop for Worker {
 fn worker_command(python: &Path, args: &WorkerArgs) -> Result<Command, String> {
     let args = serde_json::to_string(args).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(python);
-    cmd.args(["-S", "-B", "-c", WORKER_SOURCE, &args])
+    cmd.args(["-S", "-B", "-c", BOOT, &args, WORKER_SOURCE])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LANG", "C.UTF-8")

@@ -1,7 +1,8 @@
 # --- child.py: what runs inside the forked child --------------------------------
 #
-# The child confines itself (process group, fds, rlimits, uid, syscall filter), then
-# waits for its request and runs setup, code and each test, writing one nonce-tagged
+# The child inherits the server's syscall filter, no_new_privs and fixed rlimits, and
+# confines itself further (process group, fds, uid, the run's rlimits), then waits
+# for its request and runs setup, code and each test, writing one nonce-tagged
 # record per finished test to its private pipe. The record is built only from values
 # the harness captured before any task code ran, so rebinding builtins or stdlib
 # functions cannot turn a failure into a pass.
@@ -165,7 +166,6 @@ def child_main(server, fds, nonce):
     try:
         os.setpgid(0, 0)
         _signal.signal(signal.SIGINT, _signal.default_int_handler)
-        _signal.signal(signal.SIGXFSZ, _signal.SIG_IGN)  # an oversized write raises instead
         os.dup2(rep_w, fd, inheritable=False)
         os.dup2(fin_w, fd - 1, inheritable=False)
         os.dup2(req_r, fd - 2, inheritable=False)
@@ -175,17 +175,11 @@ def child_main(server, fds, nonce):
         os.dup2(out_w, 2)
         os.closerange(3, fd - 2)
         os.closerange(fd + 1, 1 << 16)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # No POSIX message queues: like SysV objects they outlive the process.
-        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
         if server.uid is not None:
             os.setgroups([])
             os.setgid(server.uid)
             os.setuid(server.uid)
-        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if server.seccomp is not None:
-            install_seccomp(server.seccomp)
         warm_child()
         chunks = []
         while True:

@@ -2,9 +2,9 @@
 #
 # Namespaces (pid, net, mount, ipc), the filesystem view task code gets (read-only,
 # only system directories visible, private scratch tmpfs, a private /proc), no SysV
-# IPC, and the seccomp filter every run child installs on itself. All of it is set up
-# once per worker so a run pays nothing for it; what could not be set up is reported
-# in the greeting's notes.
+# IPC, and the seccomp filter the server installs on itself for every run child to
+# inherit. All of it is set up once per worker so a run pays nothing for it; what
+# could not be set up is reported in the greeting's notes.
 
 # Top-level directories task code sees. Everything else at / (home directories, the
 # repository, /run with its sockets, /opt, /mnt, /srv, ...) is covered by an empty

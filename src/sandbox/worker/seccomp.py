@@ -5,8 +5,8 @@
 # userfaultfd, perf events or io_uring: calls no test needs and where kernel holes
 # tend to be. Denied calls fail with EPERM; clone3 fails with ENOSYS so the C library
 # falls back to clone, whose flags the filter can inspect. A classic BPF program,
-# built once per worker and installed by each child (after no_new_privs) before it
-# waits for its run, so it costs a run nothing.
+# built once per worker and installed (after no_new_privs) on the server once it is
+# set up; every run child inherits it through fork, so it costs a run nothing.
 
 SECCOMP_ARCHES = {
     # machine: (AUDIT_ARCH, clone, clone3, {call: number})

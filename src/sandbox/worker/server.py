@@ -156,9 +156,9 @@ class Server:
     run left, wipes the scratch dirs and forks the next child, so a run's latency is
     mostly the tests themselves."""
 
-    def __init__(self, namespaces, drop_uid, scratch, seccomp, clear_ipc):
-        self.ns, self.uid, self.scratch = namespaces, drop_uid, scratch
-        self.seccomp, self.clear_ipc = seccomp, clear_ipc
+    def __init__(self, namespaces, drop_uid, scratch, clear_ipc, nice):
+        self.ns, self.uid, self.scratch, self.clear_ipc = namespaces, drop_uid, scratch, clear_ipc
+        self.nice, self.in_background = nice, False  # nice: (serving, background) or None
         self.private_tmp = "/tmp" in scratch
         self.base = None if self.private_tmp else "/tmp/coe-sandbox-%d-%s" % (os.getpid(), os.urandom(4).hex())
         self.workdir = "/tmp/run" if self.private_tmp else self.base + "/run"
@@ -206,13 +206,44 @@ class Server:
                 clear_sysv(None if self.clear_ipc[0] == "all" else self.clear_ipc[0])
 
     def prepare(self):
-        """Clean up after the last run and fork the child for the next one. The fork goes
-        first, overlapping the killed processes' teardown; a new child does not touch the
+        """Clean up after the last run and fork the child for the next one, at background
+        priority (the spare child keeps it until it gets a run). The fork goes first,
+        overlapping the killed processes' teardown; a new child does not touch the
         working directory before its run arrives."""
+        self.background(True)
+        try:
+            self.clean_up()
+        finally:
+            self.background(False)
+
+    def background(self, on):
+        if self.nice is not None and on != self.in_background:
+            os.setpriority(os.PRIO_PROCESS, 0, self.nice[on])
+            self.in_background = on
+
+    def renice(self, pids, background):
+        if self.nice is not None:
+            for pid in pids:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, pid, self.nice[background])
+                except OSError:
+                    pass  # gone already
+
+    def hurry(self):
+        """During clean-up: when the next request is already waiting, finish at the
+        serving priority (the processes being reaped too)."""
+        if self.in_background and select.select([0], [], [], 0)[0]:
+            self.background(False)
+            self.renice(self.forked, False)
+
+    def clean_up(self):
+        self.renice(self.forked, True)
         self.kill_all()
         self.spare = self.spawn()
         touch_hot_paths()
+        self.hurry()
         self.reap(self.spare)
+        self.hurry()
         if self.private_tmp:
             for d in self.scratch:  # whatever a run left in any scratch dir goes
                 for name in os.listdir(d):
@@ -284,6 +315,7 @@ class Server:
         """Hand the run to `child` and follow it until the tests are done, it dies, or
         time runs out."""
         data = marshal.dumps((start, run.req))
+        self.renice((child.pid,), False)  # a spare forked in the background
         try:
             while data:
                 data = data[os.write(child.req_w, data):]
