@@ -525,8 +525,13 @@ fn many_threads_share_a_small_pool() {
     });
 }
 
+/// Pools without namespaces make run directories in the host's /tmp, which the test
+/// below compares before and after; such pools take this lock.
+static FALLBACK_TMP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn without_namespaces_uid_drop_and_cleanup_still_hold() {
+    let _tmp = FALLBACK_TMP.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = SandboxConfig {
         isolation: Isolation::None,
         ..config(1, 61200)
@@ -582,6 +587,7 @@ fn task_code_runs_at_the_pools_priority() {
     let check = format!(
         "assert os.getpriority(os.PRIO_PROCESS, 0) == {nice}, os.getpriority(os.PRIO_PROCESS, 0)"
     );
+    let _tmp = FALLBACK_TMP.lock().unwrap_or_else(|e| e.into_inner());
     for (isolation, uid_base) in [(Isolation::Auto, 61400), (Isolation::None, 61420)] {
         let pool = SandboxPool::new(&SandboxConfig {
             isolation,

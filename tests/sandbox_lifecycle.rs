@@ -111,21 +111,20 @@ fn killed_worker_is_replaced_and_the_run_retried() {
         &["time.sleep(0.6)", "assert f() == 2"],
         &limits,
     );
-    // First the worker's own process, then (on the replacement) its fork-server.
-    for target_server in [false, true] {
+    // The worker's own process, then (on each replacement) its server, PID 1 of the
+    // worker's namespaces, then the zygote the server has fork the run children.
+    for depth in 0..3 {
         std::thread::scope(|s| {
             let run = s.spawn(|| pool.run(&slow));
             std::thread::sleep(Duration::from_millis(300));
             let workers = children_of(std::process::id());
             assert_eq!(workers.len(), 1, "{workers:?}");
-            let victim = if target_server {
-                children_of(workers[0])
-                    .first()
-                    .copied()
-                    .unwrap_or(workers[0])
-            } else {
-                workers[0]
-            };
+            let mut victim = workers[0];
+            for _ in 0..depth {
+                let below = children_of(victim);
+                assert_eq!(below.len(), 1, "depth {depth}: {below:?}");
+                victim = below[0];
+            }
             // SAFETY: plain kill(2) on a pid we just read as our own descendant.
             assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
             let report = run.join().unwrap().unwrap();
@@ -147,18 +146,22 @@ fn hung_worker_is_replaced_after_the_reply_deadline() {
         ..Limits::default()
     };
     let r = req("def f():\n    return 2\n", &["assert f() == 2"], &limits);
-    assert!(pool.run(&r).unwrap().all_passed());
-    let workers = children_of(std::process::id());
-    let server = children_of(workers[0])
-        .first()
-        .copied()
-        .unwrap_or(workers[0]);
-    // SAFETY: kill(2) on our own descendant; a stopped server never answers.
-    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGSTOP) }, 0);
-    let report = pool.run(&r).unwrap();
-    assert!(report.all_passed(), "{report:?}");
-    assert!(
-        report.elapsed_ms < 3000.0,
-        "the retry's own time is reported: {report:?}"
-    );
+    // The server, then (on the replacement) its zygote, which it waits on between runs.
+    for depth in 1..3 {
+        assert!(pool.run(&r).unwrap().all_passed());
+        let mut victim = children_of(std::process::id())[0];
+        for _ in 0..depth {
+            let below = children_of(victim);
+            assert_eq!(below.len(), 1, "depth {depth}: {below:?}");
+            victim = below[0];
+        }
+        // SAFETY: kill(2) on our own descendant; a stopped server never answers.
+        assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGSTOP) }, 0);
+        let report = pool.run(&r).unwrap();
+        assert!(report.all_passed(), "{report:?}");
+        assert!(
+            report.elapsed_ms < 3000.0,
+            "the retry's own time is reported: {report:?}"
+        );
+    }
 }

@@ -17,13 +17,14 @@ use super::protocol::{Greeting, Hello, WireReply, WireRequest, WorkerArgs};
 use super::types::{RunReport, RunRequest};
 
 /// The fork-server, embedded so the binary needs no file beside it. One Python
-/// program kept in five files by concern, passed as the last argument of
+/// program kept in six files by concern, passed as the last argument of
 /// `python -c BOOT`, which compiles their concatenation in a throw-away child.
 const WORKER_SOURCE: &str = concat!(
     include_str!("worker/setup.py"),
     include_str!("worker/confine.py"),
     include_str!("worker/seccomp.py"),
     include_str!("worker/server.py"),
+    include_str!("worker/zygote.py"),
     include_str!("worker/child.py"),
 );
 const BOOT: &str = include_str!("worker/boot.py");
@@ -269,6 +270,9 @@ fn worker_command(python: &Path, args: &WorkerArgs) -> Result<Command, String> {
         .env("LANG", "C.UTF-8")
         .env("PYTHONHASHSEED", "0")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // Every symbol bound at start-up: a lazily bound one is written into the
+        // interpreter's GOT on first use, a page each run child would copy again.
+        .env("LD_BIND_NOW", "1")
         .current_dir("/")
         .process_group(0);
     Ok(cmd)

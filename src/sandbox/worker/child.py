@@ -8,28 +8,11 @@
 # functions cannot turn a failure into a pass.
 
 
-# A run's hot paths on dummy data. After each fork every page either process writes
+# The run child's hot paths on dummy data. After each fork every page the child writes
 # is copied on its first write (a page fault, dear in a VM); exercising the paths
-# while idle moves those faults out of the next run's latency.
+# while it waits for its run moves those faults out of the run's latency.
 WARM_CODE = "def _f(a, b):\n    s = 0\n    for i in range(a):\n        s += i * b\n    return s\n"
 WARM_TESTS = ["assert _f(3, 2) == 6", "assert _f(1, 1) == 5"]
-WARM_REQUEST = json.dumps({"id": 0, "setup": "", "code": WARM_CODE, "tests": WARM_TESTS, "limits": {
-    "test_timeout_s": 1.0, "run_timeout_s": 1.0, "output_bytes": 1}}).encode()
-WARM_RECORDS = b'{"n": "x", "ev": "ready", "t": 1.0}\n{"n": "x", "ev": "done", "status": "passed", "k": 0, "t": 1.5}\n' \
-               b'{"n": "x", "ev": "done", "k": 1, "status": "failed", "exc_type": "E", "message": "", "line": 2}\n'
-
-
-def touch_hot_paths():
-    """The server's side: parse a request, hand it over, read records, reply."""
-    req = json.loads(WARM_REQUEST)
-    marshal.dumps((0, req))
-    run = Run(req)
-    run.outcomes = [error_of(rec) for rec in take_records(bytearray(WARM_RECORDS), "x")]
-    json.dumps({"outcome": {"kind": "tests", "tests": run.outcomes}, "output": run.out.text(), "id": 0})
-    poller = select.poll()
-    poller.register(0, select.POLLIN)
-    poller.poll(0)
-    poller.unregister(0)
 
 
 def warm_child():
@@ -183,7 +166,7 @@ def child_main(server, fds, nonce):
         warm_child()
         chunks = []
         while True:
-            chunk = os.read(fd - 2, 1 << 20)
+            chunk = os.read(fd - 2, 1 << 16)  # a larger buffer is mmap'd, then remapped
             if not chunk:
                 break
             chunks.append(chunk)

@@ -142,7 +142,7 @@ class Child:
 
     def __init__(self, pid, req_w, rep_r, out_r, fin_r, nonce):
         self.pid, self.req_w, self.rep_r, self.out_r, self.fin_r = pid, req_w, rep_r, out_r, fin_r
-        self.nonce, self.status = nonce, None  # status: when reaped early
+        self.nonce = nonce
         self.pidfd = os.pidfd_open(pid)
 
     def close(self):
@@ -153,8 +153,8 @@ class Child:
 
 class Server:
     """Serves runs one at a time. Between runs (after replying) it kills what the last
-    run left, wipes the scratch dirs and forks the next child, so a run's latency is
-    mostly the tests themselves."""
+    run left, wipes the scratch dirs and has the zygote fork the next child, so a run's
+    latency is mostly the tests themselves."""
 
     def __init__(self, namespaces, drop_uid, scratch, clear_ipc, nice):
         self.ns, self.uid, self.scratch, self.clear_ipc = namespaces, drop_uid, scratch, clear_ipc
@@ -163,7 +163,7 @@ class Server:
         self.base = None if self.private_tmp else "/tmp/coe-sandbox-%d-%s" % (os.getpid(), os.urandom(4).hex())
         self.workdir = "/tmp/run" if self.private_tmp else self.base + "/run"
         self.report_fd = max(16, min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024) - 1)
-        self.spare, self.forked = None, []
+        self.spare, self.forked, self.zygote = None, [], None  # forked: run children's pids
         if self.base:
             os.mkdir(self.base, 0o755)
         # Every child inherits this; HOME and TMPDIR point at the run's own directory.
@@ -174,6 +174,7 @@ class Server:
     def serve(self):
         buf = bytearray()
         try:
+            self.zygote = Zygote(self)
             self.prepare()
             while True:
                 nl = buf.find(b"\n")
@@ -196,7 +197,12 @@ class Server:
                 send(1, reply)
                 self.prepare()
         finally:
-            self.kill_all()
+            if self.zygote is not None:
+                try:
+                    self.kill_all()
+                except Exception:
+                    pass  # the zygote is gone; without namespaces the pool sweeps the run uid
+                self.zygote.close()
             self.reap()
             if self.base:
                 remove_path(self.base)
@@ -238,11 +244,11 @@ class Server:
 
     def clean_up(self):
         self.renice(self.forked, True)
-        self.kill_all()
-        self.spare = self.spawn()
-        touch_hot_paths()
         self.hurry()
-        self.reap(self.spare)
+        self.kill_orphans()
+        self.spare = self.spawn(b"C")  # the zygote kills what runs left first
+        self.hurry()
+        self.reap()
         self.hurry()
         if self.private_tmp:
             for d in self.scratch:  # whatever a run left in any scratch dir goes
@@ -259,25 +265,23 @@ class Server:
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
 
-    def spawn(self):
+    def spawn(self, op=b"F"):
+        """A new run child from the zygote (`op` C: after it killed and reaped the last
+        run's processes)."""
         (req_r, req_w), (rep_r, rep_w), (out_r, out_w), (fin_r, fin_w) = [os.pipe() for _ in range(4)]
         nonce = os.urandom(16).hex()
-        pid = raw_fork()
-        if pid == 0:
-            try:
-                child_main(self, (req_r, rep_w, fin_w, out_w), nonce)
-            finally:
-                os._exit(70)
-        for fd in (req_r, rep_w, fin_w, out_w):
-            os.close(fd)
-        if pid < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, "fork: " + os.strerror(e))
-        self.forked.append(pid)
         try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child already did it, or is gone
+            pid = self.zygote.ask(op + nonce.encode(), (req_r, rep_w, fin_w, out_w))
+        finally:
+            for fd in (req_r, rep_w, fin_w, out_w):
+                os.close(fd)
+        if op == b"C":
+            self.forked = []
+        if pid < 0:
+            for fd in (req_w, rep_r, out_r, fin_r):
+                os.close(fd)
+            raise OSError(-pid, "fork: " + os.strerror(-pid))
+        self.forked.append(pid)
         os.set_blocking(rep_r, False)
         os.set_blocking(out_r, False)
         try:  # records are read lazily: room for thousands before the child would block
@@ -371,7 +375,7 @@ class Server:
                 t = rec.get("t")
                 since = min(max(t, since), time.monotonic()) if type(t) is float else time.monotonic()
             if exited:
-                status = child.status if child.status is not None else os.waitpid(child.pid, 0)[1]
+                status = self.zygote.ask(b"W%d" % child.pid)
                 crash = {"status": "crashed", "reason": crash_reason(status, k is None)}
                 return ("all", crash) if k is None else ("test", k, crash)
             if time.monotonic() >= min(since + run.test_s, run.deadline):
@@ -379,56 +383,45 @@ class Server:
                 return ("all", out) if k is None else ("test", k, out)
 
     def kill_all(self):
-        """SIGKILL every process runs started (a spare child too); reaping comes later."""
+        """SIGKILL every process runs started (a spare child too): the zygote kills and
+        reaps its run children, we kill the orphans, reaped later."""
         self.spare = None
-        if self.ns:  # PID 1 of the namespace: kill(-1) reaches exactly the runs' processes
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return
-        if self.uid is not None:  # every run process carries the run uid, whatever its group
-            helper = os.fork()
-            if helper == 0:
-                try:
-                    os.setgid(self.uid)
-                    os.setuid(self.uid)
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(helper, 0)
-        for pid in children_of(os.getpid()):  # run groups, and orphans adopted as subreaper
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        self.kill_orphans()
+        self.zygote.ask(b"K")
+        self.forked = []
 
-    def reap(self, keep=None):
-        """Wait for the children we forked (all but `keep`), then for every other child:
-        the processes a run left (orphans come to us as PID 1 or subreaper) were just
-        SIGKILLed, and until reaped they still count against the run uid's process
-        limit, so the next run would find it spent. A bounded wait: a child that is
-        not gone within REAP_WAIT_S is left for the next clean-up."""
-        for pid in self.forked:
-            if keep is None or pid != keep.pid:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-        self.forked = [] if keep is None else [keep.pid]
+    def kill_orphans(self):
+        """Without namespaces, the processes runs left that came to us as subreaper (with
+        them, the zygote's kill(-1) reaches everything in the namespace)."""
+        if self.ns:
+            return
+        for pid in children_of(os.getpid()):
+            if pid != self.zygote.pid:
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    def reap(self):
+        """Wait for our children but the zygote: the processes a run left (orphans come to
+        us as PID 1 or subreaper) were just SIGKILLed, and until reaped they still count
+        against the run uid's process limit, so the next run would find it spent. A
+        bounded wait: a child that is not gone within REAP_WAIT_S is left for the next
+        clean-up. The zygote reaps the run children themselves."""
+        zygote = self.zygote.pid if self.zygote else None
         deadline = None
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
+            if pid == zygote:
+                self.zygote = None
+                raise RuntimeError("the zygote died (%s)" % crash_reason(status, False))
             if pid != 0:
-                if keep is not None and pid == keep.pid:
-                    keep.status = status
                 continue
-            others = [p for p in children_of(os.getpid()) if keep is None or p != keep.pid]
-            if not others:
+            if not [p for p in children_of(os.getpid()) if p != zygote]:
                 return
             deadline = deadline or time.monotonic() + REAP_WAIT_S
             if time.monotonic() > deadline:

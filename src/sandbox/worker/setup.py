@@ -1,28 +1,30 @@
 # chain-of-edits sandbox worker: a resident fork-server for untrusted test runs.
 #
-# Started by the Rust pool as `python -S -B -c <this source> <config json>` with a
-# cleared environment; speaks JSON lines: one greeting, then one reply per request.
-# One program in five files, concatenated in this order: setup.py (imports, constants,
-# helpers, server set-up), confine.py (namespaces, mounts, IPC), seccomp.py (the
-# syscall filter), server.py (the fork-server loop), child.py (the run child).
+# Started by the Rust pool as `python -S -B -c <boot.py> <config json> <this source>`
+# with a cleared environment; speaks JSON lines: one greeting, then one reply per
+# request. One program in six files, concatenated in this order: setup.py (imports,
+# constants, helpers, server set-up), confine.py (namespaces, mounts, IPC), seccomp.py
+# (the syscall filter), server.py (the serving loop), zygote.py (the process run
+# children are forked from), child.py (the run child).
 #
 # Namespaces are entered once per worker, not per run: the first process unshares
 # pid+net+mount+ipc (plus a user namespace when not root) and forks the real server,
-# PID 1 of the new pid namespace, so `kill(-1)` from task code stays inside, the server
-# can `kill(-1)` whatever a run left, and the kernel kills everything if the server dies.
-# Mounts: everything read-only, only system directories visible, private tmpfs
-# scratch dirs, a private /proc.
+# PID 1 of the new pid namespace, so `kill(-1)` from task code stays inside, the
+# zygote can `kill(-1)` whatever a run left, and the kernel kills everything if the
+# server dies. Mounts: everything read-only, only system directories visible, private
+# tmpfs scratch dirs, a private /proc.
 #
-# Per run the server hands the request to a child it forked, confined (own process
-# group, uid, rlimits, syscall filter, no fds but its pipes) and warmed up while the
-# previous run's reply was being read, so a run's latency is mostly the tests. A test
-# passes only when the child writes a record carrying the run's nonce to a private pipe
-# after the statement finished; exit statuses and printed text never count.
+# Per run the server hands the request to a child the zygote forked, confined (own
+# process group, uid, rlimits, syscall filter, no fds but its pipes) and warmed up
+# while the previous run's reply was being read, so a run's latency is mostly the
+# tests. A test passes only when the child writes a record carrying the run's nonce to
+# a private pipe after the statement finished; exit statuses and printed text never
+# count.
 import sys
 
 sys.path[:] = [p for p in sys.path if p]  # never import from the working directory
 
-import _signal, builtins, ctypes, fcntl, gc, json, marshal, os, resource, select, shutil, signal, stat, time
+import _signal, _socket, builtins, ctypes, fcntl, gc, json, marshal, os, resource, select, shutil, signal, stat, time
 
 # Imported once in the server so runs need not: the modules task code uses most.
 # Every module kept resident makes each fork dearer (page tables, copy-on-write),
