@@ -17,8 +17,10 @@ use super::protocol::{Greeting, Hello, WireReply, WireRequest, WorkerArgs};
 use super::types::{RunReport, RunRequest};
 
 /// The fork-server, embedded so the binary needs no file beside it. One Python
-/// program kept in six files by concern, passed as the last argument of
-/// `python -c BOOT`, which compiles their concatenation in a throw-away child.
+/// program kept in six files by concern; `python -c BOOT` reads their concatenation
+/// from its stdin (its length is the last argument) and compiles it in a throw-away
+/// child. Not an argument: the interpreter keeps several copies of its arguments
+/// (~1.2 MB for this one), which every fork and every run child's exit then pays for.
 const WORKER_SOURCE: &str = concat!(
     include_str!("worker/setup.py"),
     include_str!("worker/confine.py"),
@@ -66,7 +68,7 @@ impl Starting {
             uid,
             sweep: Vec::new(),
         };
-        let child = worker_command(python, &args)
+        let mut child = worker_command(python, &args)
             .map_err(|message| SandboxError::Setup { slot, message })?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -76,7 +78,18 @@ impl Starting {
                 python: python.display().to_string(),
                 source,
             })?;
+        // Written before the child is wrapped: a write that fails leaves it to be killed.
+        let sent = child
+            .stdin
+            .as_mut()
+            .map(|w| w.write_all(WORKER_SOURCE.as_bytes()));
         let mut child = Reaped(child);
+        if let Some(Err(e)) = sent {
+            return Err(SandboxError::Setup {
+                slot,
+                message: format!("cannot send the worker its program: {e}"),
+            });
+        }
         let (Some(stdin), Some(stdout)) = (child.0.stdin.take(), child.0.stdout.take()) else {
             return Err(SandboxError::Setup {
                 slot,
@@ -264,7 +277,8 @@ impl Drop for Worker {
 fn worker_command(python: &Path, args: &WorkerArgs) -> Result<Command, String> {
     let args = serde_json::to_string(args).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(python);
-    cmd.args(["-S", "-B", "-c", BOOT, &args, WORKER_SOURCE])
+    let len = WORKER_SOURCE.len().to_string();
+    cmd.args(["-S", "-B", "-c", BOOT, &args, &len])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
@@ -287,12 +301,19 @@ pub(crate) fn sweep_uids(python: &Path, uids: Vec<u32>) {
         uid: 0,
         sweep: uids,
     };
-    if let Ok(mut cmd) = worker_command(python, &args) {
-        let _ = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+    let Ok(mut cmd) = worker_command(python, &args) else {
+        return;
+    };
+    let spawned = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Ok(mut child) = spawned {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(WORKER_SOURCE.as_bytes());
+        }
+        let _ = child.wait();
     }
 }
 

@@ -1,8 +1,8 @@
 # chain-of-edits sandbox worker: a resident fork-server for untrusted test runs.
 #
-# Started by the Rust pool as `python -S -B -c <boot.py> <config json> <this source>`
-# with a cleared environment; speaks JSON lines: one greeting, then one reply per
-# request. One program in six files, concatenated in this order: setup.py (imports,
+# Started by the Rust pool as `python -S -B -c <boot.py> <config json> <length>` with
+# a cleared environment and this source on stdin; speaks JSON lines: one greeting,
+# then one reply per request. One program in six files, concatenated in this order: setup.py (imports,
 # constants, helpers, server set-up), confine.py (namespaces, mounts, IPC), seccomp.py
 # (the syscall filter), server.py (the serving loop), zygote.py (the process run
 # children are forked from), child.py (the run child).
