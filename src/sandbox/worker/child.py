@@ -28,12 +28,19 @@ def warm_child():
 
 
 def children_of(ppid):
-    """Our direct children (runs and orphans we adopted as subreaper)."""
+    """Our direct children (orphans we adopted as PID 1 or subreaper, the zygote). Read
+    with os calls: a text file object costs the server ~25 us more per run."""
     try:
-        with open("/proc/self/task/%d/children" % ppid) as f:
-            return [int(p) for p in f.read().split()]
+        fd = os.open("/proc/self/task/%d/children" % ppid, os.O_RDONLY)
     except OSError:
         return []
+    try:
+        data = os.read(fd, 1 << 16)
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    return [int(p) for p in data.split()]
 
 
 def read_into(fd, buf):
