@@ -58,16 +58,31 @@ def read_into(fd, buf):
 
 
 def take_records(buf, nonce):
-    """Complete JSON lines carrying this run's nonce; other lines are dropped."""
+    """Complete JSON lines carrying this run's nonce; other lines are dropped. The
+    harness writes the nonce first, so a line without it is dropped unparsed, and the
+    record of a passed test, the common one, is read without the JSON parser (parsing
+    every record was a quarter of the server's CPU per run)."""
     out = []
+    head = b'{"n": "%s", ' % nonce.encode()
+    passed = head + b'"ev": "done", "status": "passed", "k": '
     while True:
         nl = buf.find(b"\n")
         if nl < 0:
             return out
         line = bytes(buf[:nl])
         del buf[: nl + 1]
+        if not line.startswith(head):
+            continue
+        if line.startswith(passed):
+            k, sep, t = line[len(passed):].partition(b', "t": ')
+            if sep and k.isdigit() and t.endswith(b"}"):
+                try:
+                    out.append({"n": nonce, "ev": "done", "status": "passed", "k": int(k), "t": float(t[:-1])})
+                    continue
+                except ValueError:
+                    pass
         try:
-            rec = json.loads(line)
+            rec = json.loads(line.decode())
         except ValueError:
             continue
         if type(rec) is dict and rec.get("n") == nonce:
