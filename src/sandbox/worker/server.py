@@ -195,6 +195,10 @@ class Server:
                 except Exception as e:
                     reply = {"id": rid, "error": describe_error(e)}
                 send(1, reply)
+                # Let the pool's reader, just woken, have this CPU before the clean-up:
+                # at background priority it still holds the CPU to the end of its slice
+                # (~0.15 ms more of latency at rest, measured).
+                os.sched_yield()
                 self.prepare()
         finally:
             if self.zygote is not None:
