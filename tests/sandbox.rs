@@ -603,6 +603,48 @@ fn task_code_runs_at_the_pools_priority() {
     }
 }
 
+/// What a run leaves in its working directory (files, a subdirectory it locked with
+/// mode 0) is gone when the next run on the same worker starts, whether the last run
+/// left the directory empty (removed in one call) or not (removed recursively). Each
+/// run prints where it ran (the directory's path and device: a replaced worker has
+/// another), so a worker that failed its clean-up and was replaced fails the test.
+#[test]
+fn each_run_starts_in_an_empty_directory() {
+    let whereami = "import os\nprint(os.getcwd(), os.stat('.').st_dev)\n";
+    let litter = format!(
+        "{whereami}open('here', 'w').write('x')\nos.mkdir('sub')\n\
+         open('sub/f', 'w').write('x')\nos.chmod('sub', 0)\n"
+    );
+    let empty = "assert os.listdir('.') == [], os.listdir('.')";
+    let _tmp = FALLBACK_TMP.lock().unwrap_or_else(|e| e.into_inner());
+    for (isolation, uid_base) in [(Isolation::Auto, 61440), (Isolation::None, 61460)] {
+        let pool = SandboxPool::new(&SandboxConfig {
+            isolation,
+            ..config(1, uid_base)
+        })
+        .unwrap();
+        let mut places = BTreeSet::new();
+        for code in [whereami, &litter, whereami, whereami] {
+            let report = pool.run(&req(code, &[empty])).unwrap();
+            places.insert(report.output.clone());
+            let t = tests_of(&report);
+            if code == litter {
+                assert!(
+                    matches!(&t[..], [TestOutcome::Failed { .. }]),
+                    "{isolation:?}: the littering run should see its own files: {t:?}"
+                );
+            } else {
+                assert_eq!(t, [TestOutcome::Passed], "{isolation:?}");
+            }
+        }
+        assert_eq!(
+            places.len(),
+            1,
+            "{isolation:?}: the worker was replaced: {places:?}"
+        );
+    }
+}
+
 fn fallback_dirs() -> BTreeSet<String> {
     std::fs::read_dir("/tmp")
         .unwrap()

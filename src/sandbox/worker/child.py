@@ -140,6 +140,11 @@ def remove_path(path, depth=0):
     as its runs) must give itself access back, dir by dir, before it can empty them."""
     try:
         if os.path.isdir(path) and not os.path.islink(path):
+            try:  # most runs leave their directory empty: one call instead of rmtree's walk
+                os.rmdir(path)
+                return
+            except OSError:
+                pass
             os.chmod(path, 0o700)
             shutil.rmtree(path, onerror=lambda _func, p, _exc: retry_removal(p, depth))
         else:
