@@ -40,6 +40,15 @@ fn config(workers: usize, uid_base: u32) -> SandboxConfig {
     }
 }
 
+/// A pool of one worker, so consecutive runs share it.
+fn one_worker_pool(isolation: Isolation, uid_base: u32) -> SandboxPool {
+    SandboxPool::new(&SandboxConfig {
+        isolation,
+        ..config(1, uid_base)
+    })
+    .unwrap()
+}
+
 /// One pool for most tests; the secret is set before it starts.
 fn pool() -> &'static SandboxPool {
     static POOL: OnceLock<SandboxPool> = OnceLock::new();
@@ -589,11 +598,7 @@ fn task_code_runs_at_the_pools_priority() {
     );
     let _tmp = FALLBACK_TMP.lock().unwrap_or_else(|e| e.into_inner());
     for (isolation, uid_base) in [(Isolation::Auto, 61400), (Isolation::None, 61420)] {
-        let pool = SandboxPool::new(&SandboxConfig {
-            isolation,
-            ..config(1, uid_base)
-        })
-        .unwrap();
+        let pool = one_worker_pool(isolation, uid_base);
         // Back to back, and with time for the clean-up to finish before the next run.
         for pause_ms in [0, 0, 100, 100] {
             std::thread::sleep(std::time::Duration::from_millis(pause_ms));
@@ -618,11 +623,7 @@ fn each_run_starts_in_an_empty_directory() {
     let empty = "assert os.listdir('.') == [], os.listdir('.')";
     let _tmp = FALLBACK_TMP.lock().unwrap_or_else(|e| e.into_inner());
     for (isolation, uid_base) in [(Isolation::Auto, 61440), (Isolation::None, 61460)] {
-        let pool = SandboxPool::new(&SandboxConfig {
-            isolation,
-            ..config(1, uid_base)
-        })
-        .unwrap();
+        let pool = one_worker_pool(isolation, uid_base);
         let mut places = BTreeSet::new();
         for code in [whereami, &litter, whereami, whereami] {
             let report = pool.run(&req(code, &[empty])).unwrap();
