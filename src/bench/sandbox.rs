@@ -80,13 +80,13 @@ pub fn run(cfg: &SandboxConfig) -> anyhow::Result<serde_json::Value> {
         );
     }
     let (spawn_med, spawn_p99) = median_p99(&mut spawn);
+    let (speedup, speedup_at_rest) = (spawn_med / med, spawn_med / rest_med);
     eprintln!(
         "bench sandbox: pool median {med:.2} ms, p99 {p99:.2} ms back to back; at rest median \
          {rest_med:.2} ms, p99 {rest_p99:.2} ms; {per_s:.0} runs/s with {} workers; \
-         spawn python3 per run median {spawn_med:.2} ms ({:.1}x a run at rest, {:.1}x back to back)",
+         spawn python3 per run median {spawn_med:.2} ms ({speedup_at_rest:.1}x a run at rest, \
+         {speedup:.1}x back to back)",
         pool.workers(),
-        spawn_med / rest_med,
-        spawn_med / med
     );
     Ok(json!({
         "bench": "sandbox",
@@ -97,8 +97,8 @@ pub fn run(cfg: &SandboxConfig) -> anyhow::Result<serde_json::Value> {
         "pool": {"runs": n, "median_ms": med, "p99_ms": p99, "runs_per_s_all_workers": per_s},
         "pool_at_rest": {"runs": 300, "pause_ms": rest_pause.as_millis() as u64, "median_ms": rest_med, "p99_ms": rest_p99},
         "spawn_python_per_run": {"python": exe, "runs": k, "median_ms": spawn_med, "p99_ms": spawn_p99},
-        "speedup_median": spawn_med / med,
-        "speedup_median_at_rest": spawn_med / rest_med,
+        "speedup_median": speedup,
+        "speedup_median_at_rest": speedup_at_rest,
     }))
 }
 
