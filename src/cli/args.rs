@@ -76,7 +76,8 @@ pub enum Cmd {
         /// Optimizer steps timed by `sft` (after one warm-up step).
         #[arg(long, value_name = "N", default_value_t = 20)]
         steps: usize,
-        /// Skip the Python baseline (our side only).
+        /// Skip the Python baseline (our side only): `decode`, `rollout`, `sft`; `sandbox`
+        /// always spawns `python3` (its baseline, ~2 s).
         #[arg(long)]
         no_baseline: bool,
         /// Kill the Python baseline after this many seconds; the result records that (and,
