@@ -5,7 +5,7 @@
 use coe::env::buffer::Buffer;
 use coe::env::dsl::parse_model_turn;
 use coe::env::feedback::render_state;
-use coe::sandbox::types::RunRequest;
+use coe::protocol::run::RunRequest;
 use coe::sandbox::{SandboxConfig, SandboxPool};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

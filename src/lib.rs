@@ -17,6 +17,7 @@ pub mod policy;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;
+pub mod task;
 pub mod train;
 pub mod tui;
 pub mod util;

@@ -6,17 +6,18 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use coe::data::task::{Origin, Problem, Task};
+use coe::data::jsonl;
 use coe::data::validate::validate_file;
-use coe::data::{jsonl, sample_bugs::SampleBugsOptions, sample_bugs::sample_bugs};
+use coe::eval::answer::sample_bugs::{SampleBugsOptions, sample_bugs};
 use coe::eval::answer::{
     AnswerError, AnswerFormat, AnswerRequest, Answerer, ModelAnswerConfig, ModelAnswerer,
     OneShotOptions, Reply, Verdict, as_episodes, direct_reply, run_one_shot,
 };
 use coe::eval::results::{EvalSpec, Provenance, summarise};
 use coe::model::loader::load_model;
-use coe::sandbox::types::Limits;
+use coe::protocol::run::Limits;
 use coe::sandbox::{SandboxConfig, SandboxPool};
+use coe::task::{Origin, Problem, Task};
 use tch::{Device, Kind};
 
 fn pool() -> &'static SandboxPool {

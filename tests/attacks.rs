@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use attacks_support::host::{AttackHost, SECRET_ENV_VALUE};
 use attacks_support::procs::{descendants, processes_with_uid_in, sysv_objects_of};
-use coe::sandbox::types::{Limits, RunOutcome, RunRequest, TestOutcome};
+use coe::protocol::run::{Limits, RunOutcome, RunRequest, TestOutcome};
 use coe::sandbox::{Isolation, SandboxConfig, SandboxPool};
 use serde::Deserialize;
 

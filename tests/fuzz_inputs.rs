@@ -11,7 +11,7 @@ use std::path::Path;
 use coe::config::{Config, ConfigError};
 use coe::data::jsonl::{self, JsonlError};
 use coe::data::loaders::{load_problems, load_tasks};
-use coe::data::task::{CotDemo, Demonstration, DirectDemo};
+use coe::task::{CotDemo, Demonstration, DirectDemo};
 use fuzz_support::{bounded, cases, edit, mutate, scratch_file};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use coe::model::chat::ChatFormat;
-use coe::model::dequant::{GgmlType, dequantize};
+use coe::model::gguf::dequant::{GgmlType, dequantize};
+use coe::model::gguf::names::{llama_config, permute_qk_rows, unpermute_qk_rows};
 use coe::model::gguf::{GgufError, GgufFile, GgufValue, load_llama_gguf};
-use coe::model::gguf_names::{llama_config, permute_qk_rows, unpermute_qk_rows};
 use coe::model::tokenizer::CoeTokenizer;
 use serde_json::Value;
 
@@ -145,7 +145,7 @@ fn tiny_model_written_by_gguf_py_loads_as_hugging_face_tensors() {
     let tensors = reference["tensors"].as_object().unwrap();
     assert_eq!(loaded.tensors.len(), tensors.len());
     for (gguf_name, want) in tensors {
-        let hf = coe::model::gguf_names::hf_name(&format!("{gguf_name}.weight")).unwrap();
+        let hf = coe::model::gguf::names::hf_name(&format!("{gguf_name}.weight")).unwrap();
         let t = loaded.tensors.iter().find(|t| t.name == hf).unwrap();
         let shape: Vec<usize> = want["shape"]
             .as_array()

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use coe::data::task::{Origin, Task};
 use coe::env::buffer::Buffer;
 use coe::model::loader::load_model;
 use coe::policy::model::ModelPolicyConfig;
 use coe::policy::{ModelPolicy, Policy, Proposal, Query};
+use coe::task::{Origin, Task};
 use tch::{Device, Kind};
 
 const MAX_NEW: usize = 48;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use coe::model::config::LlamaConfig;
 use coe::model::generate::{FinishReason, GenParams, generate, generate_each};
-use coe::model::gguf_names::RawTensor;
+use coe::model::gguf::names::RawTensor;
 use coe::model::kv_cache::KvCache;
 use coe::model::llama::{AttentionKernel, Llama, ModelError};
 use coe::model::lora::LoraConfig;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use coe::sandbox::types::{Limits, RunOutcome, RunReport, RunRequest, TestError, TestOutcome};
+use coe::protocol::run::{Limits, RunOutcome, RunReport, RunRequest, TestError, TestOutcome};
 use coe::sandbox::{Isolation, SandboxConfig, SandboxPool};
 
 const SECRET: &str = "s3cr3t-coe-sandbox-test-value";

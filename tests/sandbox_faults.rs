@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use attacks_support::procs::{children_of, descendants};
 use coe::config::Config;
-use coe::data::task::{Origin, Task};
 use coe::env::episode::Runner;
 use coe::eval::results::{EvalSpec, Provenance, summarise};
 use coe::eval::rollout::{RolloutOptions, run_episodes};
 use coe::policy::OraclePolicy;
 use coe::protocol::EpisodeEvent;
-use coe::sandbox::types::{Limits, RunReport, RunRequest};
+use coe::protocol::run::{Limits, RunReport, RunRequest};
 use coe::sandbox::{SandboxConfig, SandboxPool};
+use coe::task::{Origin, Task};
 
 /// Kills the pool's workers during the runs whose code contains a marker.
 struct Saboteur {

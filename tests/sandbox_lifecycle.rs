@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use coe::sandbox::types::{Limits, RunRequest, TestOutcome};
+use coe::protocol::run::{Limits, RunRequest, TestOutcome};
 use coe::sandbox::{SandboxConfig, SandboxPool};
 
 #[path = "attacks_support/procs.rs"]
@@ -75,7 +75,7 @@ fn thousand_runs_then_drop_leaves_nothing() {
                     let want = format!("assert f({i}) == {}", i + 1 + half);
                     let r = pool.run(&req(code, &[mess, &want], limits)).unwrap();
                     let t = match r.outcome {
-                        coe::sandbox::types::RunOutcome::Tests { tests } => tests,
+                        coe::protocol::run::RunOutcome::Tests { tests } => tests,
                         other => panic!("{other:?}"),
                     };
                     assert_eq!(t[0], TestOutcome::Passed);

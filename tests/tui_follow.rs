@@ -1,7 +1,7 @@
 //! The tail reader on a real file: waits for it to appear, holds back a line
 //! until its newline arrives, reports bad lines by number, and starts over when
 //! the file is truncated.
-use coe::tui::follow::Follower;
+use coe::runtime::follow::Follower;
 use coe::tui::msg::{FollowMsg, Msg};
 use crossbeam_channel::{Receiver, bounded};
 use std::io::Write;
@@ -107,7 +107,7 @@ fn a_large_file_arrives_in_bounded_batches() {
     while total < 2000 {
         match next(&rx) {
             FollowMsg::Events(e) => {
-                assert!(e.len() <= coe::tui::follow::BATCH);
+                assert!(e.len() <= coe::runtime::follow::BATCH);
                 total += e.len();
             }
             other => panic!("{other:?}"),

@@ -4,7 +4,7 @@
 mod tui_support;
 
 use coe::policy::Proposal;
-use coe::sandbox::types::{RunOutcome, RunReport, TestError, TestOutcome};
+use coe::protocol::run::{RunOutcome, RunReport, TestError, TestOutcome};
 use coe::tui::msg::{DataRecord, EnvSnapshot, Msg};
 use coe::tui::state::{AppState, Mode, ModelStatus, Popup};
 use coe::tui::update::{data, update};
@@ -167,15 +167,15 @@ fn data_mode_task_and_demo() {
     s.mode = Mode::Data;
     s.data.files = vec!["tests/fixtures/tasks_small.jsonl".into()];
     let task = s.step.tasks[0].clone();
-    let demo = coe::data::task::Demonstration {
+    let demo = coe::task::Demonstration {
         task: task.clone(),
         turns: vec![
-            coe::data::task::DemoTurn {
+            coe::task::DemoTurn {
                 command: "REPW 5 >>>a % b, b >>>b, a % b".into(),
                 state: GCD_FIXED.into(),
                 reward: 1.0,
             },
-            coe::data::task::DemoTurn {
+            coe::task::DemoTurn {
                 command: "EXIT".into(),
                 state: GCD_FIXED.into(),
                 reward: 0.0,

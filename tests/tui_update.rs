@@ -4,7 +4,7 @@ mod tui_support;
 
 use coe::policy::Proposal;
 use coe::tui::msg::{Effect, EnvReply, EnvRequest, EnvSnapshot, ModelReply, Msg};
-use coe::tui::run_view::PlotKind;
+use coe::tui::state::run_view::PlotKind;
 use coe::tui::state::{Mode, ModelStatus, Popup};
 use coe::tui::update::update;
 use tui_support::*;

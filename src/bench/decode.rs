@@ -19,13 +19,13 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tch::Device;
 
-use super::load_average;
 use super::python::{baseline_model, run_script, scratch_dir, torch_device, torch_dtype};
 use crate::config::ModelSection;
 use crate::model::generate::{GenParams, generate};
 use crate::model::llama::Llama;
 use crate::model::loader::{kind_of, load_model, parse_device, set_threads};
 use crate::model::sampling::SamplingParams;
+use crate::util::machine::load_average;
 
 /// Timings per measurement, after one warm-up on the full prompt; the best is kept.
 const REPEATS: usize = 2;

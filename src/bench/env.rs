@@ -1,10 +1,10 @@
 //! `coe bench env`: the cost of an environment step without the sandbox (parse,
 //! apply, feedback, state rendering, rewards), using a runner that answers at once.
-use super::stats::median_p99;
 use crate::config::EnvSection;
-use crate::data::task::{Origin, Task};
 use crate::env::episode::{Episode, Runner, Source};
-use crate::sandbox::types::{Limits, RunOutcome, RunReport, RunRequest, TestError, TestOutcome};
+use crate::protocol::run::{Limits, RunOutcome, RunReport, RunRequest, TestError, TestOutcome};
+use crate::task::{Origin, Task};
+use crate::util::stats::median_p99;
 use serde_json::json;
 use std::time::Instant;
 
@@ -78,7 +78,7 @@ pub fn run(env: &EnvSection) -> anyhow::Result<serde_json::Value> {
     );
     Ok(json!({
         "bench": "env",
-        "machine": super::machine(),
+        "machine": crate::util::machine::machine(),
         "steps": n,
         "buffer_lines": 24,
         "step_median_us": med,

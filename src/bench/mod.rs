@@ -9,8 +9,6 @@ mod sandbox;
 mod sft;
 pub mod soak;
 mod soak_probe;
-mod stats;
-mod tui;
 
 use crate::config::Config;
 use std::path::{Path, PathBuf};
@@ -66,7 +64,7 @@ pub fn run(what: &str, cfg: &Config, opts: &BenchOptions) -> anyhow::Result<serd
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),
         "soak" => soak::run(cfg),
-        "tui" => tui::run(),
+        "tui" => anyhow::bail!("`coe bench tui` runs in the workbench, through `coe bench tui`"),
         "decode" => {
             let batches = if batches.is_empty() {
                 DECODE_BATCHES
@@ -94,30 +92,4 @@ pub fn emit(value: &serde_json::Value, out: Option<&Path>) -> anyhow::Result<()>
         crate::util::write_atomic(p, text.as_bytes())?;
     }
     Ok(())
-}
-
-/// A line describing the machine, for every figure we record.
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = load_average().map_or_else(|| "unknown".into(), |l| format!("{l:.2}"));
-    format!("{cpu}, {cores} cores, load {load} at start")
-}
-
-/// The 1-minute load average.
-pub(crate) fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }

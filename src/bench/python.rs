@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::model::loader::find_in_checkout;
+use crate::util::find_in_checkout;
 
 /// The environment variable naming the baseline's Python interpreter.
 pub const PYTHON_VAR: &str = "COE_BENCH_PYTHON";

@@ -18,18 +18,19 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
+use super::BenchOptions;
 use super::decode::cuda_name;
 use super::python::{TimedOut, baseline_model, run_script, torch_device, torch_dtype};
-use super::{BenchOptions, load_average, machine};
 use crate::config::Config;
 use crate::data::loaders::load_tasks;
-use crate::data::task::Task;
 use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
 use crate::model::loader::{load_for_inference, parse_device};
 use crate::policy::model::DEFAULT_MAX_NEW_TOKENS;
 use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, PolicyError, Proposal, Query};
 use crate::sandbox::SandboxPool;
+use crate::task::Task;
 use crate::train::setup::resolve_adapter;
+use crate::util::machine::{load_average, machine};
 
 /// Runs the benchmark; returns the JSON report.
 pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {

@@ -9,10 +9,10 @@
 //! many workers as cores this is bound by the CPU a run costs in all, its throughput).
 //! `speedup_median` (back to back) and `speedup_median_at_rest` compare each with
 //! spawning `python3` per run.
-use super::stats::median_p99;
-use crate::eval::rollout::parallel_map;
-use crate::sandbox::types::RunRequest;
+use crate::protocol::run::RunRequest;
 use crate::sandbox::{SandboxConfig, SandboxPool};
+use crate::util::parallel_map;
+use crate::util::stats::median_p99;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ const SPAWN_HARNESS: &str = "import sys\ng = {}\nexec(compile(sys.argv[1], '<buf
 for t in sys.argv[2:]:\n    try:\n        exec(t, g)\n        print('ok')\n    except BaseException as e:\n        print('fail', type(e).__name__)\n";
 
 pub fn run(cfg: &SandboxConfig) -> anyhow::Result<serde_json::Value> {
-    let machine = super::machine();
+    let machine = crate::util::machine::machine();
     let pool = SandboxPool::new(cfg)?;
     let req = RunRequest {
         setup: String::new(),

@@ -18,9 +18,9 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 use tch::Device;
 
+use super::BenchOptions;
 use super::decode::cuda_name;
 use super::python::{baseline_model, run_script, scratch_dir, torch_device, torch_dtype};
-use super::{BenchOptions, load_average, machine};
 use crate::config::Config;
 use crate::model::loader::{kind_of, load_model, parse_device, set_threads};
 use crate::sandbox::SandboxPool;
@@ -29,6 +29,7 @@ use crate::train::examples::{ExampleContext, load_file};
 use crate::train::setup::lora_of;
 use crate::train::sft::{DataOrder, backward};
 use crate::train::tokens::Sequence;
+use crate::util::machine::{load_average, machine};
 
 /// Runs the benchmark; returns the JSON report.
 pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {

@@ -15,11 +15,11 @@ use super::soak_probe::{Probe, Sample};
 use crate::config::Config;
 use crate::data::corrupt::{CorruptConfig, corrupt};
 use crate::data::loaders::load_problems;
-use crate::data::task::{Origin, Task};
 use crate::eval::rollout::{RolloutOptions, run_episodes};
 use crate::policy::{OraclePolicy, Policy, PolicyError, Proposal, Query};
 use crate::protocol::EpisodeEvent;
 use crate::sandbox::SandboxPool;
+use crate::task::{Origin, Task};
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -158,7 +158,7 @@ struct Minute {
 }
 
 pub fn run_with(cfg: &Config, opts: &SoakOptions) -> anyhow::Result<serde_json::Value> {
-    let machine = super::machine();
+    let machine = crate::util::machine::machine();
     let tasks = make_tasks(opts)?;
     let probe = Probe::start()?;
     let pool = SandboxPool::new(&cfg.sandbox)?;
@@ -254,7 +254,7 @@ pub fn run_with(cfg: &Config, opts: &SoakOptions) -> anyhow::Result<serde_json::
     Ok(json!({
         "bench": "soak",
         "machine": machine,
-        "load_end": super::load_average(),
+        "load_end": crate::util::machine::load_average(),
         "workers": workers,
         "tasks": tasks.len(),
         "seconds": elapsed,

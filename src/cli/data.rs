@@ -2,6 +2,8 @@
 use super::context::Ctx;
 use crate::data::corrupt::{CorruptConfig, Operator};
 use crate::data::validate::validate_file;
+use crate::model::chat::{ChatFormat, Message, Role, encode_conversation};
+use crate::model::tokenizer::CoeTokenizer;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -162,7 +164,7 @@ pub fn generate(
 fn default_token_stats(
     g: &crate::data::synth::Generated,
 ) -> Option<crate::data::stats::TokenStats> {
-    use crate::model::{chat::ChatFormat, gguf::GgufFile, tokenizer::CoeTokenizer};
+    use crate::model::gguf::GgufFile;
     let path = Path::new(DEFAULT_GGUF);
     if !path.exists() {
         eprintln!(
@@ -175,12 +177,7 @@ fn default_token_stats(
         let tok = CoeTokenizer::from_gguf(&file)?;
         let template = file.get("tokenizer.chat_template").and_then(|v| v.as_str());
         let fmt = ChatFormat::detect(template);
-        Ok(crate::data::stats::token_stats(
-            g,
-            &tok,
-            &fmt,
-            "SmolLM2-135M-Instruct",
-        )?)
+        Ok(token_stats(g, &tok, &fmt, "SmolLM2-135M-Instruct")?)
     })();
     counted
         .map_err(|e| eprintln!("data gen: token counts skipped: {e:#}"))
@@ -189,3 +186,39 @@ fn default_token_stats(
 
 /// Where set-up puts the embedded default model.
 pub const DEFAULT_GGUF: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Token statistics for `coe data gen`'s summary (here, at the command that prints them,
+/// so `data` needs no model): renders every demonstration as the conversation the model trains on and counts tokens.
+fn token_stats(
+    g: &crate::data::synth::Generated,
+    tok: &CoeTokenizer,
+    fmt: &ChatFormat,
+    name: &str,
+) -> Result<crate::data::stats::TokenStats, crate::model::tokenizer::TokenizerError> {
+    let (mut total, mut commands, mut max, mut n) = (0usize, 0usize, 0usize, 0usize);
+    for split in crate::data::split::Split::ALL {
+        let demos = g.demos.get(&split).map(Vec::as_slice).unwrap_or(&[]);
+        let firsts = g.first_user.get(&split).map(Vec::as_slice).unwrap_or(&[]);
+        for (d, first) in demos.iter().zip(firsts) {
+            let mut msgs = vec![Message::new(Role::User, first.clone())];
+            for (i, t) in d.turns.iter().enumerate() {
+                msgs.push(Message::new(Role::Assistant, format!("### {}", t.command)));
+                if i + 1 < d.turns.len() {
+                    msgs.push(Message::new(Role::User, t.state.clone()));
+                }
+            }
+            let (ids, mask) = encode_conversation(tok, fmt, &msgs)?;
+            total += ids.len();
+            max = max.max(ids.len());
+            commands += mask.iter().filter(|&&m| m).count();
+            n += 1;
+        }
+    }
+    let n = n.max(1) as f64;
+    Ok(crate::data::stats::TokenStats {
+        tokenizer: name.to_string(),
+        mean_tokens: total as f64 / n,
+        max_tokens: max,
+        mean_command_tokens: commands as f64 / n,
+    })
+}

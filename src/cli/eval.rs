@@ -8,7 +8,6 @@ use super::args::EvalArgs;
 use super::context::Ctx;
 use crate::config::{Method, ModelSection};
 use crate::data::loaders::load_tasks;
-use crate::data::task::Task;
 use crate::eval::answer::{
     AnswerFormat, Answerer, ModelAnswerConfig, ModelAnswerer, OneShotOptions, OneShotSample,
     OracleAnswerer, Tally, Verdict, as_episodes, run_one_shot,
@@ -18,6 +17,7 @@ use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
 use crate::model::loader::{LoadedModel, load_for_inference};
 use crate::policy::{ModelPolicy, ModelPolicyConfig, OraclePolicy, Policy};
 use crate::sandbox::SandboxPool;
+use crate::task::Task;
 use anyhow::Context as _;
 use std::io::Write;
 use std::process::ExitCode;

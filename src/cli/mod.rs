@@ -177,7 +177,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 baseline_timeout,
                 whole_rounds: !no_whole_rounds,
             };
-            let value = crate::bench::run(what, &ctx.config, &opts)?;
+            // The workbench's own benchmark lives with the workbench (bench sits below tui).
+            let value = if what == "tui" {
+                crate::tui::bench::run()?
+            } else {
+                crate::bench::run(what, &ctx.config, &opts)?
+            };
             crate::bench::emit(&value, out.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }

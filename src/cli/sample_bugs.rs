@@ -3,8 +3,8 @@
 //! summary; progress (done/total, kept so far, ETA) goes to stderr.
 use super::context::Ctx;
 use crate::config::ModelSection;
-use crate::data::sample_bugs::{SampleBugsOptions, sample_bugs};
 use crate::data::{jsonl, loaders};
+use crate::eval::answer::sample_bugs::{SampleBugsOptions, sample_bugs};
 use crate::eval::answer::{ModelAnswerConfig, ModelAnswerer, Tally};
 use crate::model::loader::load_for_inference;
 use anyhow::Context as _;

@@ -6,6 +6,7 @@
 //! works from any directory.
 mod error;
 mod locate;
+pub mod sandbox;
 mod types;
 
 pub use error::{ConfigError, Problem};

@@ -18,7 +18,7 @@ pub struct Config {
     pub rl: RlSection,
     pub ui: UiSection,
     /// The Python sandbox: workers, isolation and per-run limits.
-    pub sandbox: crate::sandbox::SandboxConfig,
+    pub sandbox: super::sandbox::SandboxConfig,
 }
 
 impl Default for Config {
@@ -32,7 +32,7 @@ impl Default for Config {
             sft: SftSection::default(),
             rl: RlSection::default(),
             ui: UiSection::default(),
-            sandbox: crate::sandbox::SandboxConfig::default(),
+            sandbox: super::sandbox::SandboxConfig::default(),
         }
     }
 }

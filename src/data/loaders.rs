@@ -2,7 +2,7 @@
 //! the project's Problem schema, HumanEval (`canonical_solution`, `test`) and
 //! MBPP's public schema (`text`, `code`, `test_list`). Plain or gzip.
 use super::jsonl::{self, JsonlError};
-use super::task::{Problem, Task};
+use crate::task::{Problem, Task};
 use serde::Deserialize;
 use std::path::Path;
 

@@ -128,39 +128,3 @@ pub struct TokenStats {
     pub max_tokens: usize,
     pub mean_command_tokens: f64,
 }
-
-/// Renders every demonstration as the conversation the model trains on and counts tokens.
-pub fn token_stats(
-    g: &Generated,
-    tok: &crate::model::tokenizer::CoeTokenizer,
-    fmt: &crate::model::chat::ChatFormat,
-    name: &str,
-) -> Result<TokenStats, crate::model::tokenizer::TokenizerError> {
-    use crate::model::chat::{Message, Role, encode_conversation};
-    let (mut total, mut commands, mut max, mut n) = (0usize, 0usize, 0usize, 0usize);
-    for split in Split::ALL {
-        let demos = g.demos.get(&split).map(Vec::as_slice).unwrap_or(&[]);
-        let firsts = g.first_user.get(&split).map(Vec::as_slice).unwrap_or(&[]);
-        for (d, first) in demos.iter().zip(firsts) {
-            let mut msgs = vec![Message::new(Role::User, first.clone())];
-            for (i, t) in d.turns.iter().enumerate() {
-                msgs.push(Message::new(Role::Assistant, format!("### {}", t.command)));
-                if i + 1 < d.turns.len() {
-                    msgs.push(Message::new(Role::User, t.state.clone()));
-                }
-            }
-            let (ids, mask) = encode_conversation(tok, fmt, &msgs)?;
-            total += ids.len();
-            max = max.max(ids.len());
-            commands += mask.iter().filter(|&&m| m).count();
-            n += 1;
-        }
-    }
-    let n = n.max(1) as f64;
-    Ok(TokenStats {
-        tokenizer: name.to_string(),
-        mean_tokens: total as f64 / n,
-        max_tokens: max,
-        mean_command_tokens: commands as f64 / n,
-    })
-}

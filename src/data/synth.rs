@@ -8,13 +8,13 @@
 use super::corrupt::{CorruptConfig, corrupt};
 use super::rationale::rationale;
 use super::split::{Split, split_ids};
-use super::task::{CotDemo, DemoTurn, Demonstration, DirectDemo, Origin, Problem, Task};
 use super::trace::repair_trace;
 use crate::config::EnvSection;
 use crate::env::buffer::Buffer;
 use crate::env::episode::{Episode, Runner, Source};
-use crate::eval::rollout::parallel_map;
-use crate::sandbox::types::{Limits, RunRequest};
+use crate::protocol::run::{Limits, RunRequest};
+use crate::task::{CotDemo, DemoTurn, Demonstration, DirectDemo, Origin, Problem, Task};
+use crate::util::parallel_map;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
 

@@ -2,10 +2,10 @@
 //! schema, unique id, the reference passes every test, the buggy code fails at
 //! least one — and every finding names the file line, the task and the test.
 use super::jsonl::{self, JsonlError};
-use super::task::Task;
 use crate::env::episode::Runner;
-use crate::eval::rollout::parallel_map;
-use crate::sandbox::types::{Limits, RunOutcome, RunReport, RunRequest, TestOutcome};
+use crate::protocol::run::{Limits, RunOutcome, RunReport, RunRequest, TestOutcome};
+use crate::task::Task;
+use crate::util::parallel_map;
 use std::path::Path;
 
 /// One problem with one line of the file.
@@ -41,12 +41,12 @@ pub fn validate_file(
             jsonl::from_value(path, line, v)
         } else {
             // A problem record: check it as a task whose buggy code is absent.
-            jsonl::from_value::<super::task::Problem>(path, line, v).map(|p| {
+            jsonl::from_value::<crate::task::Problem>(path, line, v).map(|p| {
                 let mut t = Task::from_problem(
                     &p,
                     p.id.clone(),
                     String::new(),
-                    super::task::Origin::Human,
+                    crate::task::Origin::Human,
                     None,
                 );
                 t.extra

@@ -11,21 +11,15 @@ use super::feedback::{self, FeedbackConfig};
 use super::prompt;
 use super::reward::{TurnFacts, turn_reward};
 use crate::config::EnvSection;
-use crate::data::task::Task;
+pub use crate::protocol::Source;
+use crate::protocol::run::{Limits, RunReport, RunRequest};
 use crate::protocol::{EpisodeEvent, TurnRecord};
-use crate::sandbox::types::{Limits, RunReport, RunRequest};
+use crate::task::Task;
 
 /// Runs a program's tests. The sandbox pool implements it; tests use fakes.
 pub trait Runner: Send + Sync {
     /// `Err` is an infrastructure failure (already retried by the runner), never a code failure.
     fn run(&self, req: &RunRequest) -> Result<RunReport, String>;
-}
-
-/// Who typed the command: a model turn must carry the `### ` prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Model,
-    Person,
 }
 
 /// What the policy sees this turn.

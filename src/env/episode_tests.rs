@@ -1,9 +1,9 @@
 //! Episode rules on a fake runner: rewards, termination, invalid turns, undo, events.
 use super::episode::*;
 use crate::config::EnvSection;
-use crate::data::task::{Origin, Task};
 use crate::protocol::EpisodeEvent;
-use crate::sandbox::types::*;
+use crate::protocol::run::*;
+use crate::task::{Origin, Task};
 
 /// Passes every test exactly when the code equals `solution`; `fail_infra` makes every run fail.
 struct Fake {

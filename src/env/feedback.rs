@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::buffer::Buffer;
-use crate::sandbox::types::{RunOutcome, RunReport, TestError, TestOutcome};
+use crate::protocol::run::{RunOutcome, RunReport, TestError, TestOutcome};
 
 /// How much feedback to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

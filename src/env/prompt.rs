@@ -1,7 +1,7 @@
 //! What the model reads (DESIGN §2.1): the DSL reference, then the task, the
 //! tests and the first state in the first user turn; later turns hold only the
 //! new state.
-use crate::data::task::Task;
+use crate::task::Task;
 
 /// The DSL reference given to the model at the start of every episode.
 pub const INSTRUCTIONS: &str = "\

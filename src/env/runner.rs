@@ -1,7 +1,7 @@
 //! The sandbox pool as the episode's test runner.
 use super::episode::Runner;
+use crate::protocol::run::{RunReport, RunRequest};
 use crate::sandbox::SandboxPool;
-use crate::sandbox::types::{RunReport, RunRequest};
 
 impl Runner for SandboxPool {
     fn run(&self, req: &RunRequest) -> Result<RunReport, String> {

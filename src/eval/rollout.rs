@@ -4,13 +4,14 @@
 //! ready — while the model is still decoding the others. Used by `coe eval`, data
 //! checks and RL rollouts alike.
 use crate::config::EnvSection;
-use crate::data::task::Task;
+use crate::task::Task;
 use std::sync::{Mutex, mpsc};
 
 use crate::env::episode::{Episode, EpisodeError, Runner, Source, StepOutcome};
 use crate::policy::{Policy, PolicyError, Proposal, Query};
+use crate::protocol::run::Limits;
 use crate::protocol::{EpisodeEvent, TurnRecord};
-use crate::sandbox::types::Limits;
+use crate::util::parallel_map;
 
 /// How to run a batch of episodes.
 #[derive(Debug, Clone)]
@@ -263,33 +264,4 @@ fn record(l: &mut Live<'_>, p: Proposal, out: StepOutcome) {
     l.result.solved = out.solved;
     l.result.infra_error = out.infra_error;
     l.result.records.push(record);
-}
-
-/// Maps `f` over `items` on up to `threads` scoped threads, keeping order.
-pub fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(usize, &T) -> R + Sync,
-) -> Vec<R> {
-    let threads = threads.clamp(1, items.len().max(1));
-    let chunk = items.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let f = &f;
-                s.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(i, x)| f(c * chunk + i, x))
-                        .collect::<Vec<R>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }

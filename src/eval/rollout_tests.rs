@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::rollout::*;
 use crate::config::EnvSection;
-use crate::data::task::{Origin, Task};
 use crate::env::episode::Runner;
 use crate::policy::{Policy, PolicyError, Proposal, Query};
-use crate::sandbox::types::*;
+use crate::protocol::run::*;
+use crate::task::{Origin, Task};
 
 /// Fails every test and counts the runs.
 #[derive(Default)]

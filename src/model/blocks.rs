@@ -13,11 +13,37 @@ use std::collections::HashSet;
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::model::config::LlamaConfig;
+use crate::model::error::ModelError;
 use crate::model::kv_cache::KvCache;
-use crate::model::llama::{AttentionKernel, ModelError};
 use crate::model::lora::{Linear, LoraConfig, Mode};
 use crate::model::rope::RopeTables;
 use crate::model::weights::ParamRegistry;
+
+/// Which attention kernel runs. Both compute the same function (a test holds them
+/// to it); `Grouped` multiplies each KV head with its group of query heads directly
+/// and never copies K/V, which is what a CPU decode step wants, while `Sdpa` hands
+/// over to torch's fused kernels (flash / memory-efficient on CUDA, flash on the CPU),
+/// which never materialise the [T, Tk] scores: what a long prefill wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    Sdpa,
+    Grouped,
+    /// `Sdpa` for several query tokens (prefill, training), `Grouped` for one (a decode
+    /// step): the CPU default. On a 2-core CPU it made multi-turn rollouts, whose every
+    /// turn prefills the whole conversation, 2.9× faster.
+    Auto,
+}
+
+impl AttentionKernel {
+    /// The kernel that runs for `t` query tokens.
+    pub fn for_queries(self, t: i64) -> AttentionKernel {
+        match self {
+            AttentionKernel::Auto if t > 1 => AttentionKernel::Sdpa,
+            AttentionKernel::Auto => AttentionKernel::Grouped,
+            k => k,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct RmsNorm {

@@ -11,7 +11,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::model::config::LlamaConfig;
-use crate::model::llama::ModelError;
+use crate::model::error::ModelError;
 
 #[derive(Debug)]
 pub struct KvCache {

@@ -12,84 +12,15 @@ use std::collections::HashSet;
 
 use tch::{Device, Kind, Tensor, nn};
 
+pub use crate::model::blocks::AttentionKernel;
 use crate::model::blocks::{AttnMask, DecoderLayer, LoraFor, RmsNorm};
 use crate::model::config::LlamaConfig;
-use crate::model::gguf_names::RawTensor;
+pub use crate::model::error::ModelError;
+use crate::model::gguf::names::RawTensor;
 use crate::model::kv_cache::KvCache;
-use crate::model::lora::{LoraConfig, LoraError, Mode};
+use crate::model::lora::{LoraConfig, Mode};
 use crate::model::rope::Rope;
 use crate::model::weights::{ParamRegistry, Target};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("invalid model config: {field} = {value} ({reason})")]
-    InvalidConfig {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
-    #[error("unsupported rope_scaling type {rope_type:?} (supported: default, linear, llama3)")]
-    UnsupportedRope { rope_type: String },
-    #[error("tensor {name}: checkpoint has shape {found:?} but the model expects {expected:?}")]
-    ShapeMismatch {
-        name: String,
-        expected: Vec<i64>,
-        found: Vec<i64>,
-    },
-    #[error("{what} lacks {} tensor(s) the model needs, first {:?}", names.len(), names.first())]
-    MissingTensors {
-        what: &'static str,
-        names: Vec<String>,
-    },
-    #[error("{what} tensor {name:?} has no counterpart in the model")]
-    UnexpectedTensor { what: &'static str, name: String },
-    #[error("tensor {name}: {len} values cannot fill shape {shape:?}")]
-    BadRawTensor {
-        name: String,
-        len: usize,
-        shape: Vec<usize>,
-    },
-    #[error("{what}: expected {expected}, got {found:?}")]
-    BadInput {
-        what: &'static str,
-        expected: String,
-        found: Vec<i64>,
-    },
-    #[error("the LoRA adapters are merged into the base weights; unmerge them first")]
-    LoraMerged,
-    #[error("the model was built without LoRA adapters")]
-    NoLora,
-    #[error(transparent)]
-    Lora(#[from] LoraError),
-    #[error("torch: {0}")]
-    Torch(#[from] tch::TchError),
-}
-
-/// Which attention kernel runs. Both compute the same function (a test holds them
-/// to it); `Grouped` multiplies each KV head with its group of query heads directly
-/// and never copies K/V, which is what a CPU decode step wants, while `Sdpa` hands
-/// over to torch's fused kernels (flash / memory-efficient on CUDA, flash on the CPU),
-/// which never materialise the [T, Tk] scores: what a long prefill wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttentionKernel {
-    Sdpa,
-    Grouped,
-    /// `Sdpa` for several query tokens (prefill, training), `Grouped` for one (a decode
-    /// step): the CPU default. On a 2-core CPU it made multi-turn rollouts, whose every
-    /// turn prefills the whole conversation, 2.9× faster.
-    Auto,
-}
-
-impl AttentionKernel {
-    /// The kernel that runs for `t` query tokens.
-    pub fn for_queries(self, t: i64) -> AttentionKernel {
-        match self {
-            AttentionKernel::Auto if t > 1 => AttentionKernel::Sdpa,
-            AttentionKernel::Auto => AttentionKernel::Grouped,
-            k => k,
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct Llama {

@@ -22,6 +22,7 @@ use super::lora::LoraConfig;
 use super::safetensors_io::{SafetensorsError, load_adapter, load_hf_weights, read_adapter_config};
 use super::tokenizer::{CoeTokenizer, TokenizerError};
 use crate::config::{Dtype, ModelSection};
+use crate::util::find_in_checkout;
 
 /// Where set-up puts the embedded default model, relative to the repository root.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -117,24 +118,6 @@ pub fn set_threads(threads: usize) {
     if threads > 0 {
         tch::set_num_threads(threads.min(i32::MAX as usize) as i32);
     }
-}
-
-/// `rel` under the working directory, else under the first ancestor of the running
-/// executable that has it (the checkout a `target/*/coe` binary was built in).
-pub fn find_in_checkout(rel: &Path) -> Result<PathBuf, Vec<PathBuf>> {
-    let mut searched = vec![rel.to_path_buf()];
-    if rel.exists() {
-        return Ok(rel.to_path_buf());
-    }
-    let exe = std::env::current_exe().ok();
-    for dir in exe.iter().flat_map(|e| e.ancestors().skip(1)) {
-        let candidate = dir.join(rel);
-        if candidate.exists() {
-            return Ok(candidate);
-        }
-        searched.push(candidate);
-    }
-    Err(searched)
 }
 
 /// Resolves `default`; other specs are paths as given.

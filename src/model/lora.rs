@@ -10,6 +10,7 @@
 //! carried by [`Mode`]) gives the base model — the KL reference policy — without a
 //! second copy of the weights.
 
+pub use crate::model::error::LoraError;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -28,22 +29,6 @@ pub const LINEAR_MODULES: [&str; 7] = [
     "up_proj",
     "down_proj",
 ];
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LoraError {
-    #[error("LoRA rank r must be at least 1, got {0}")]
-    ZeroRank(usize),
-    #[error("LoRA alpha must be a positive number, got {0}")]
-    BadAlpha(f64),
-    #[error("LoRA dropout must be in [0, 1), got {0}")]
-    BadDropout(f64),
-    #[error(
-        "LoRA target {name:?} is not a Llama linear layer (expected \"all-linear\" or some of {known})"
-    )]
-    UnknownTarget { name: String, known: String },
-    #[error("LoRA needs at least one target module")]
-    NoTargets,
-}
 
 /// Rank, scale, dropout and targets of the adapters (PEFT's `LoraConfig` fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,10 +3,9 @@
 pub mod blocks;
 pub mod chat;
 pub mod config;
-pub mod dequant;
+pub mod error;
 pub mod generate;
 pub mod gguf;
-pub mod gguf_names;
 pub mod kv_cache;
 pub mod llama;
 pub mod loader;

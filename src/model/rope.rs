@@ -14,7 +14,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::model::config::LlamaConfig;
-use crate::model::llama::ModelError;
+use crate::model::error::ModelError;
 
 /// Per-head inverse frequencies `θ^(-2i/d)`, with the configured scaling applied.
 pub fn inverse_frequencies(cfg: &LlamaConfig) -> Result<Vec<f64>, ModelError> {

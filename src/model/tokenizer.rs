@@ -22,7 +22,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
-use super::gguf::{GgufFile, GgufValue};
+use super::gguf::reader::{GgufFile, GgufValue};
 
 /// Tokens that end a turn in the chat formats we know; generation stops on them.
 const END_OF_TURN_TOKENS: [&str; 5] = [

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tch::{Tensor, nn};
 
-use crate::model::llama::ModelError;
+use crate::model::error::ModelError;
 
 /// Frozen base weights and trainable LoRA weights by HF name (shallow clones of the
 /// VarStore variables, so copies land in the model).

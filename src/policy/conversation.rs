@@ -14,9 +14,9 @@
 
 use std::ops::Range;
 
-use super::Proposal;
 use crate::model::chat::{ChatFormat, Message, PieceKind, Role};
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
+use crate::protocol::Proposal;
 
 /// Stands in for a reply whose ids are spliced in; never tokenised. Non-blank, so the
 /// Llama-3 template's trimming keeps it and its piece exists.

@@ -1,6 +1,7 @@
 //! A person typing commands, one per line, on any `BufRead` (stdin for
 //! `coe step`). The `### ` prefix is optional for a person.
-use super::{Policy, PolicyError, Proposal, Query};
+use super::interface::{Policy, PolicyError, Query};
+use crate::protocol::Proposal;
 use std::io::BufRead;
 
 pub struct HumanPolicy<R: BufRead> {

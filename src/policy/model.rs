@@ -19,11 +19,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::conversation::{PromptIds, prompt_ids};
-use super::{Policy, PolicyError, Proposal, Query};
+use super::interface::{Policy, PolicyError, Query};
 use crate::model::generate::{FinishReason, GenParams, GenerateError, Generated, generate_each};
 use crate::model::loader::LoadedModel;
 use crate::model::sampling::SamplingParams;
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
+use crate::protocol::Proposal;
 
 /// Replies longer than this many tokens are cut: a DSL command is one line, and 64 tokens
 /// cover a long source line with room to spare.

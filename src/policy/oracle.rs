@@ -1,9 +1,10 @@
 //! The oracle policy: proposes the next command of the shortest repair from the
 //! current code to the reference solution. It checks the environment, not a
 //! model: on a valid task it must always solve, from any state it is asked about.
-use super::{Policy, PolicyError, Proposal, Query};
+use super::interface::{Policy, PolicyError, Query};
 use crate::data::trace::repair_trace;
 use crate::env::buffer::Buffer;
+use crate::protocol::Proposal;
 
 #[derive(Debug, Default)]
 pub struct OraclePolicy;

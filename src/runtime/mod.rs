@@ -4,6 +4,16 @@
 //! channel of [`Event`]s — the same events the job appends to `runs/<name>/events.jsonl` —
 //! and stop at the next step boundary when their cancel flag is set, checkpointing first.
 //! Headless commands and the workbench drive jobs through this one interface.
+//!
+//! The workbench's own threads live here too: the step-mode model and environment workers,
+//! the launcher of a job started from config mode, and the follower of a run's events. They
+//! speak `crate::protocol::workbench` and send into any channel whose message type wraps
+//! their replies (`M: From<Reply>`), so this layer never sees the terminal.
+pub mod env_worker;
+pub mod follow;
+pub mod launcher;
+pub mod model_worker;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,18 +4,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum SandboxError {
-    #[error("invalid sandbox setting `{field}` = {value}: {reason}")]
-    Config {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
-    #[error("invalid run limit `{field}` = {value}: {reason}")]
-    Limits {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Setting(#[from] crate::config::sandbox::SandboxSettingError),
     #[error(
         "cannot start the sandbox's Python `{python}`: {source} (install Python 3 or set sandbox.python)"
     )]

@@ -10,11 +10,11 @@ use std::process::Command;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::config::{SandboxConfig, validate_limits};
 use super::error::SandboxError;
 use super::protection::Protection;
-use super::types::{RunReport, RunRequest};
 use super::worker::{Starting, Worker, sweep_uids};
+use crate::config::sandbox::{SandboxConfig, UID_SPAN, validate_limits};
+use crate::protocol::run::{RunReport, RunRequest};
 
 /// Head-room over the run timeout before a silent worker counts as hung.
 const REPLY_MARGIN_S: f64 = 3.0;
@@ -184,9 +184,6 @@ impl Drop for SandboxPool {
 
 /// How long a dropped pool lets its servers clean up before killing them.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
-
-/// Run uids a machine's pools are spread over, above `unprivileged_uid_base`.
-pub(crate) const UID_SPAN: u32 = 16384;
 
 /// Pools in one process (tests, the workbench beside a job) and `coe` processes on
 /// one machine must not share run uids: RLIMIT_NPROC counts per uid across

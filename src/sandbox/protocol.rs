@@ -2,8 +2,8 @@
 //! greeting after set-up, then strictly one reply per request, matched by id.
 use serde::{Deserialize, Serialize};
 
-use super::config::Isolation;
-use super::types::{Limits, RunOutcome};
+use crate::config::sandbox::Isolation;
+use crate::protocol::run::{Limits, RunOutcome};
 
 /// The worker's command-line configuration (argv[1]).
 #[derive(Debug, Serialize)]
@@ -70,7 +70,7 @@ pub(crate) struct WireReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::types::{TestError, TestOutcome};
+    use crate::protocol::run::{TestError, TestOutcome};
 
     #[test]
     fn reply_in_the_worker_format_parses() {

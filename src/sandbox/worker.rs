@@ -10,11 +10,11 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::config::Isolation;
 use super::error::SandboxError;
 use super::line_reader::{LineError, LineReader};
 use super::protocol::{Greeting, Hello, WireReply, WireRequest, WorkerArgs};
-use super::types::{RunReport, RunRequest};
+use crate::config::sandbox::Isolation;
+use crate::protocol::run::{RunReport, RunRequest};
 
 /// The fork-server, embedded so the binary needs no file beside it. One Python
 /// program kept in six files by concern; `python -c BOOT` reads their concatenation

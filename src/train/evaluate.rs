@@ -1,12 +1,12 @@
 //! Held-out evaluation inside a training job: greedy Chain-of-Edits episodes on a task file,
 //! their events logged to the run, summarised as solve rate, mean return and invalid rate.
 use crate::config::Config;
-use crate::data::task::Task;
 use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
 use crate::model::sampling::SamplingParams;
 use crate::policy::ModelPolicy;
 use crate::protocol::EpisodeEvent;
 use crate::sandbox::SandboxPool;
+use crate::task::Task;
 
 use super::run_dir::Emitter;
 

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use super::tokens::Sequence;
 use crate::config::EnvSection;
 use crate::data::jsonl::{self, JsonlError};
-use crate::data::task::{CotDemo, Demonstration, DirectDemo};
 use crate::env::episode::{Episode, Runner, Source};
-use crate::eval::rollout::parallel_map;
 use crate::model::chat::{ChatFormat, Message, Role, encode_conversation};
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
-use crate::sandbox::types::Limits;
+use crate::protocol::run::Limits;
+use crate::task::{CotDemo, Demonstration, DirectDemo};
+use crate::util::parallel_map;
 
 /// What kind of demonstrations a file holds, told by its first record's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

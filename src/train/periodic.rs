@@ -3,11 +3,11 @@
 //! the final adapter when done.
 use super::evaluate::{EvalSummary, evaluate};
 use super::setup::{self, Prepared};
-use super::sft::emit_eval;
 use super::{JobEnv, JobOutcome};
 use crate::config::Config;
-use crate::data::task::Task;
 use crate::protocol::JobKind;
+use crate::protocol::{Metric, RunEvent};
+use crate::task::Task;
 
 /// When a job evaluates and checkpoints.
 pub struct Periodic {
@@ -76,4 +76,18 @@ impl Periodic {
             last_eval,
         })
     }
+}
+
+/// Reports a held-out evaluation.
+fn emit_eval(env: &mut JobEnv<'_>, step: u64, s: &EvalSummary) -> anyhow::Result<()> {
+    let job = env.emit.job();
+    env.emit.run(RunEvent::Metric(Metric {
+        job,
+        step,
+        phase: "eval".into(),
+        reward: Some(s.mean_return),
+        solve_rate: Some(s.solve_rate),
+        ..Metric::default()
+    }))?;
+    Ok(())
 }

@@ -10,13 +10,13 @@ use super::adamw::AdamW;
 use super::checkpoint::{self, CheckpointState};
 use crate::config::{Config, LoraSection, ReferencePolicy};
 use crate::data::loaders::load_tasks;
-use crate::data::task::Task;
 use crate::eval::results::build_commit;
 use crate::model::loader::{kind_of, load_model, parse_device, set_threads};
 use crate::model::lora::LoraConfig;
 use crate::model::safetensors_io::{load_adapter, read_adapter_config};
 use crate::policy::{ModelPolicy, ModelPolicyConfig};
 use crate::protocol::{EVENTS_SCHEMA, JobKind, RunEvent, RunStarted};
+use crate::task::Task;
 
 /// A model and optimizer ready to train.
 pub struct Prepared {

@@ -15,7 +15,6 @@ use rand_chacha::ChaCha8Rng;
 use tch::Kind;
 
 use super::adamw::{clip_grad_norm, zero_grads};
-use super::evaluate::EvalSummary;
 use super::examples::{Example, ExampleContext, load_file};
 use super::periodic::Periodic;
 use super::schedule::Schedule;
@@ -241,20 +240,6 @@ fn load_examples(
         cfg.sft.train
     );
     Ok(all)
-}
-
-/// Reports a held-out evaluation.
-pub fn emit_eval(env: &mut JobEnv<'_>, step: u64, s: &EvalSummary) -> anyhow::Result<()> {
-    let job = env.emit.job();
-    env.emit.run(RunEvent::Metric(Metric {
-        job,
-        step,
-        phase: "eval".into(),
-        reward: Some(s.mean_return),
-        solve_rate: Some(s.solve_rate),
-        ..Metric::default()
-    }))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,17 +7,17 @@
 //! channels), let the environment worker drop its sandbox pool (killing its
 //! Python children), restore the terminal, then report. A job started from the
 //! workbench keeps running; its pid and log are printed.
-use super::color::ColorMode;
-use super::event_loop::EventLoop;
-use super::keymap::Keymap;
-use super::msg::Msg;
-use super::runtime::{INPUT_CAP, REQUEST_CAP, Runtime};
-use super::sources::{data_files, load_step_tasks};
-use super::state::{AppState, Level, Mode};
-use super::theme::Theme;
-use super::update::{monitor, step};
-use super::{env_worker, model_worker};
 use crate::config::{Config, DEFAULT_RON};
+use crate::runtime::{env_worker, model_worker};
+use crate::tui::effects::{EffectRunner, INPUT_CAP, REQUEST_CAP};
+use crate::tui::event_loop::EventLoop;
+use crate::tui::keymap::Keymap;
+use crate::tui::msg::Msg;
+use crate::tui::sources::{data_files, load_step_tasks};
+use crate::tui::state::{AppState, Level, Mode};
+use crate::tui::style::color::ColorMode;
+use crate::tui::style::theme::Theme;
+use crate::tui::update::{monitor, step};
 use crossbeam_channel::{Sender, bounded};
 use crossterm::event::{self, Event as TermEvent};
 use crossterm::execute;
@@ -171,7 +171,7 @@ fn spawn_input(
 /// Starts the workers a prepared state needs.
 pub fn start_workers(
     startup: &mut Startup,
-    rt: &mut Runtime,
+    rt: &mut EffectRunner,
     with_model: bool,
 ) -> anyhow::Result<()> {
     let (env_tx, env_rx) = bounded(REQUEST_CAP);
@@ -201,14 +201,14 @@ pub fn start_workers(
     // Syntax definitions take a moment to load; do it off the UI thread.
     let _ = std::thread::Builder::new()
         .name("coe-syntect".into())
-        .spawn(super::highlight::warm_up);
+        .spawn(crate::tui::style::highlight::warm_up);
     Ok(())
 }
 
 /// Opens the workbench in this terminal and runs it until quit.
 pub fn run(opts: TuiOptions) -> anyhow::Result<ExitCode> {
     let mut startup = prepare(&opts)?;
-    let mut rt = Runtime::new();
+    let mut rt = EffectRunner::new();
     start_workers(&mut startup, &mut rt, !opts.no_model)?;
     let max_fps = startup.config.ui.max_fps;
     let mut state = startup.state;

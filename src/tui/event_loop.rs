@@ -3,11 +3,11 @@
 //! redraw only when something changed and no sooner than `1 / ui.max_fps`
 //! after the previous frame. Generic over the ratatui backend so tests and the
 //! benchmark drive the very same loop on a `TestBackend`.
-use super::msg::Msg;
-use super::runtime::Runtime;
-use super::state::AppState;
-use super::update::update;
-use super::view::render;
+use crate::tui::effects::EffectRunner;
+use crate::tui::msg::Msg;
+use crate::tui::state::AppState;
+use crate::tui::update::update;
+use crate::tui::view::render;
 use crossbeam_channel::{Receiver, select};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
@@ -48,7 +48,7 @@ impl EventLoop {
         }
     }
 
-    fn apply(state: &mut AppState, rt: &mut Runtime, msg: Msg) {
+    fn apply(state: &mut AppState, rt: &mut EffectRunner, msg: Msg) {
         let mut queue = vec![msg];
         while let Some(m) = queue.pop() {
             for fx in update(state, m) {
@@ -85,7 +85,7 @@ impl EventLoop {
         &mut self,
         terminal: &mut Terminal<B>,
         state: &mut AppState,
-        rt: &mut Runtime,
+        rt: &mut EffectRunner,
     ) -> Result<(), B::Error> {
         self.maybe_draw(terminal, state)?;
         let until_frame = self.last_draw.map_or(Duration::ZERO, |t| {
@@ -132,7 +132,7 @@ impl EventLoop {
         &mut self,
         terminal: &mut Terminal<B>,
         state: &mut AppState,
-        rt: &mut Runtime,
+        rt: &mut EffectRunner,
     ) -> Result<(), B::Error> {
         state.now = unix_now();
         while !state.quit {

@@ -6,26 +6,17 @@
 //! [`state::AppState`]; an input thread, a tail reader, an environment worker
 //! (sandbox pool + episode) and a model worker (owns the model) talk to it over
 //! bounded channels with the messages of [`msg`]. [`update::update`] holds all
-//! logic and returns effects for [`runtime::Runtime`] to carry out; [`view`]
+//! logic and returns effects for [`effects::EffectRunner`] to carry out; [`view`]
 //! draws, once per frame at most (`ui.max_fps`).
 pub mod app;
-pub mod code_view;
-pub mod color;
-pub mod editor;
-pub mod env_worker;
+pub mod bench;
+pub mod effects;
 pub mod event_loop;
-pub mod follow;
-pub mod highlight;
-pub mod job;
 pub mod keymap;
-pub mod model_worker;
 pub mod msg;
-pub mod ring;
-pub mod run_view;
-pub mod runtime;
 pub mod sources;
 pub mod state;
-pub mod theme;
+pub mod style;
 pub mod update;
 pub mod view;
 

@@ -1,15 +1,10 @@
-//! The workbench's messages: what reaches the UI thread (`Msg`), what the UI
-//! asks of the runtime (`Effect`), and the requests and replies of its worker
-//! threads. Like `crate::protocol`, these are plain owned data (`Debug + Clone`)
-//! tagged with the episode or run they belong to, so a reply for something the
-//! UI no longer shows is recognised and dropped; workers report errors as data
-//! (`Failed`), never as prints. They live here rather than in `protocol`
-//! because only the workbench sends them; run events themselves are
-//! `protocol::Event`, the same type `events.jsonl` holds.
-use crate::data::task::{Demonstration, Task};
-use crate::policy::Proposal;
-use crate::protocol::{Event, TurnRecord};
-use crate::sandbox::types::RunReport;
+//! The workbench's messages: what reaches the UI thread (`Msg`, which carries key
+//! presses and the worker replies of `crate::protocol::workbench`) and what the UI asks
+//! of its effect runner (`Effect`). Only these two know about the terminal.
+pub use crate::protocol::workbench::{
+    DataMsg, DataRecord, EnvReply, EnvRequest, EnvSnapshot, FollowMsg, JobMsg, ModelReply,
+    ProposeRequest,
+};
 use crossterm::event::KeyEvent;
 use std::path::PathBuf;
 
@@ -31,193 +26,6 @@ pub enum Msg {
     ConfigSaved(Result<String, String>),
 }
 
-/// What the tail reader of `events.jsonl` reports.
-#[derive(Debug, Clone)]
-pub enum FollowMsg {
-    /// The file does not exist yet; the reader polls for it.
-    Waiting {
-        path: PathBuf,
-    },
-    Opened {
-        path: PathBuf,
-    },
-    /// Parsed lines in file order (batched to keep channel traffic low).
-    Events(Vec<Event>),
-    BadLine {
-        line: u64,
-        error: String,
-    },
-    /// The file shrank or was replaced: it is being read again from the start.
-    Restarted,
-    Failed(String),
-}
-
-/// Requests to the environment worker (sandbox pool + the open episode).
-#[derive(Debug, Clone)]
-pub enum EnvRequest {
-    /// Start an episode; `episode` tags every reply about it.
-    Open {
-        episode: u64,
-        task: Box<Task>,
-    },
-    /// One turn. `person`: typed by hand (the `### ` prefix is optional).
-    Apply {
-        episode: u64,
-        text: String,
-        person: bool,
-        logprob: Option<f64>,
-    },
-    Undo {
-        episode: u64,
-    },
-    /// Run the tests again on the code as it stands.
-    RunTests {
-        episode: u64,
-    },
-}
-
-/// The episode as it stands after a request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EnvSnapshot {
-    pub task_id: String,
-    /// `L<n> …`, `***`, feedback.
-    pub state: String,
-    /// What the policy reads next (the whole first message on turn 0).
-    pub observation: String,
-    pub tests: Vec<String>,
-    pub report: Option<RunReport>,
-    pub turn: u32,
-    pub done: bool,
-    pub solved: bool,
-    /// Sum of the rewards so far.
-    pub ret: f64,
-    /// The code as it stands, for the model's query.
-    pub code: String,
-}
-
-#[derive(Debug, Clone)]
-pub enum EnvReply {
-    /// The sandbox pool is up; `protection` says what isolation is active.
-    Ready {
-        workers: usize,
-        protection: String,
-    },
-    // Boxed: a snapshot holds the whole state and test report, and `Msg` should stay small.
-    Opened {
-        episode: u64,
-        snapshot: Box<EnvSnapshot>,
-    },
-    Stepped {
-        episode: u64,
-        record: Box<TurnRecord>,
-        snapshot: Box<EnvSnapshot>,
-    },
-    Undone {
-        episode: u64,
-        snapshot: Box<EnvSnapshot>,
-    },
-    Tested {
-        episode: u64,
-        report: RunReport,
-    },
-    Failed {
-        episode: u64,
-        message: String,
-    },
-}
-
-/// Requests to the model worker (it owns the model; tensors never leave it).
-#[derive(Debug, Clone)]
-pub struct ProposeRequest {
-    pub episode: u64,
-    /// Turns taken; a reply for an older turn is stale.
-    pub turn: u32,
-    pub task: Box<Task>,
-    pub code: String,
-    pub history: Vec<(String, Proposal)>,
-    pub observation: String,
-    /// How many samples to draw.
-    pub n: usize,
-}
-
-#[derive(Debug, Clone)]
-pub enum ModelReply {
-    Loading {
-        spec: String,
-    },
-    Ready {
-        name: String,
-        device: String,
-        load_s: f64,
-    },
-    Unavailable {
-        reason: String,
-    },
-    Proposals {
-        episode: u64,
-        turn: u32,
-        proposals: Vec<Proposal>,
-        elapsed_s: f64,
-    },
-    Failed {
-        episode: u64,
-        turn: u32,
-        message: String,
-    },
-}
-
-/// A training job started from config mode.
-#[derive(Debug, Clone)]
-pub enum JobMsg {
-    Started {
-        pid: u32,
-        run_dir: PathBuf,
-        log: PathBuf,
-    },
-    /// The child ended; `log_tail` is the end of its log file.
-    Exited {
-        pid: u32,
-        status: String,
-        success: bool,
-        log_tail: Vec<String>,
-    },
-    Failed(String),
-}
-
-/// One record of a data file, as the data browser shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DataRecord {
-    Task(Box<Task>),
-    Demo(Box<Demonstration>),
-    /// A record of another schema (problems, direct or CoT demos): its id and JSON.
-    Other {
-        id: String,
-        json: String,
-    },
-}
-
-impl DataRecord {
-    pub fn id(&self) -> &str {
-        match self {
-            DataRecord::Task(t) => &t.id,
-            DataRecord::Demo(d) => &d.task.id,
-            DataRecord::Other { id, .. } => id,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum DataMsg {
-    Loaded {
-        path: PathBuf,
-        records: Vec<DataRecord>,
-    },
-    Failed {
-        path: PathBuf,
-        message: String,
-    },
-}
-
 /// Work the UI asks the runtime to do (update stays free of I/O).
 #[derive(Debug, Clone)]
 pub enum Effect {
@@ -237,4 +45,28 @@ pub enum Effect {
     },
     CancelJob,
     LoadData(PathBuf),
+}
+
+impl From<FollowMsg> for Msg {
+    fn from(m: FollowMsg) -> Self {
+        Msg::Follow(m)
+    }
+}
+
+impl From<EnvReply> for Msg {
+    fn from(m: EnvReply) -> Self {
+        Msg::Env(m)
+    }
+}
+
+impl From<ModelReply> for Msg {
+    fn from(m: ModelReply) -> Self {
+        Msg::Model(m)
+    }
+}
+
+impl From<JobMsg> for Msg {
+    fn from(m: JobMsg) -> Self {
+        Msg::Job(m)
+    }
 }

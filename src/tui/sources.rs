@@ -12,8 +12,8 @@
 use crate::config::Config;
 use crate::data::corrupt::{CorruptConfig, corrupt};
 use crate::data::loaders::{load_problems, load_tasks};
-use crate::data::task::{Origin, Task};
-use crate::model::loader::find_in_checkout;
+use crate::task::{Origin, Task};
+use crate::util::find_in_checkout;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ fn fnv(s: &str) -> u64 {
 }
 
 /// One seeded synthetic bug per problem (problems where no operator applies are skipped).
-pub fn tasks_from_problems(problems: &[crate::data::task::Problem]) -> Vec<Task> {
+pub fn tasks_from_problems(problems: &[crate::task::Problem]) -> Vec<Task> {
     let cfg = CorruptConfig {
         min_ops: 1,
         max_ops: 2,
@@ -151,8 +151,8 @@ pub fn data_files(step_tasks: Option<&Path>, cfg: &Config) -> Vec<PathBuf> {
 pub const MAX_RECORDS: usize = 20_000;
 
 /// Reads a data file for the browser: tasks, demonstrations, or other records by id.
-pub fn load_records(path: &Path) -> Result<Vec<super::msg::DataRecord>, String> {
-    use super::msg::DataRecord;
+pub fn load_records(path: &Path) -> Result<Vec<crate::tui::msg::DataRecord>, String> {
+    use crate::tui::msg::DataRecord;
     let values = crate::data::jsonl::read_values(path).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(values.len().min(MAX_RECORDS));
     for (line, v) in values.into_iter().take(MAX_RECORDS) {

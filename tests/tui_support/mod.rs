@@ -5,11 +5,11 @@
 use coe::config::DEFAULT_RON;
 use coe::data::loaders::load_tasks;
 use coe::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
-use coe::tui::color::ColorMode;
 use coe::tui::keymap::{KeyChord, Keymap};
 use coe::tui::msg::{Effect, FollowMsg, Msg};
 use coe::tui::state::AppState;
-use coe::tui::theme::Theme;
+use coe::tui::style::color::ColorMode;
+use coe::tui::style::theme::Theme;
 use coe::tui::update::update;
 use crossterm::event::{KeyEvent, KeyModifiers};
 use std::path::{Path, PathBuf};

@@ -19,76 +19,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::buffer::Buffer;
 
+mod operator;
 mod pytok;
 mod sites;
+
+pub use operator::Operator;
 
 pub(crate) use pytok::code_tokens;
 use pytok::{Program, indent_of};
 use sites::token_sites;
-
-/// One kind of synthetic bug.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operator {
-    DeleteLine,
-    InsertDonorLine,
-    ReplaceWithDonorLine,
-    DuplicateLine,
-    SwapLines,
-    Reindent,
-    SwapComparison,
-    SwapArithmetic,
-    SwapBoolean,
-    OffByOne,
-    WrongVariable,
-    DropReturn,
-    NegateCondition,
-    WrongIndex,
-}
-
-impl Operator {
-    pub const ALL: [Operator; 14] = [
-        Operator::DeleteLine,
-        Operator::InsertDonorLine,
-        Operator::ReplaceWithDonorLine,
-        Operator::DuplicateLine,
-        Operator::SwapLines,
-        Operator::Reindent,
-        Operator::SwapComparison,
-        Operator::SwapArithmetic,
-        Operator::SwapBoolean,
-        Operator::OffByOne,
-        Operator::WrongVariable,
-        Operator::DropReturn,
-        Operator::NegateCondition,
-        Operator::WrongIndex,
-    ];
-
-    /// The snake_case name stored in a Task's `corruptions`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Operator::DeleteLine => "delete_line",
-            Operator::InsertDonorLine => "insert_donor_line",
-            Operator::ReplaceWithDonorLine => "replace_with_donor_line",
-            Operator::DuplicateLine => "duplicate_line",
-            Operator::SwapLines => "swap_lines",
-            Operator::Reindent => "reindent",
-            Operator::SwapComparison => "swap_comparison",
-            Operator::SwapArithmetic => "swap_arithmetic",
-            Operator::SwapBoolean => "swap_boolean",
-            Operator::OffByOne => "off_by_one",
-            Operator::WrongVariable => "wrong_variable",
-            Operator::DropReturn => "drop_return",
-            Operator::NegateCondition => "negate_condition",
-            Operator::WrongIndex => "wrong_index",
-        }
-    }
-
-    /// The operator with this `name()`, if any.
-    pub fn from_name(name: &str) -> Option<Operator> {
-        Operator::ALL.into_iter().find(|op| op.name() == name)
-    }
-}
 
 /// A buggy program and the operators that made it, in the order applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Where each token operator can apply, as spans of a line and the texts they may become.
 use std::collections::BTreeSet;
 
-use super::Operator;
+use super::operator::Operator;
 use super::pytok::{BUILTINS, KEYWORDS, Kind, Program, Tok, depths, ends_operand, indent_of};
 
 /// One place a token operator can edit: bytes `start..end` of a line and the texts it may become.

@@ -1,6 +1,6 @@
 //! Caret diagnostics for parse errors: the offending line (windowed when long)
 //! with carets under the span.
-use super::ParseError;
+use super::syntax::ParseError;
 
 impl ParseError {
     /// The message with the offending line and carets under the span. Long lines are

@@ -1,7 +1,7 @@
 //! The hand-written recursive-descent body of the DSL parser: keyword, line
 //! number, `>>>` separators and the REPW split, each failure with a byte span
 //! and a message a person can act on.
-use super::{KEYWORDS, ParseError, ParseErrorKind, ParsedCommand, Span};
+use super::syntax::{KEYWORDS, ParseError, ParseErrorKind, ParsedCommand, Span};
 use crate::env::command::Command;
 
 pub(super) fn err(kind: ParseErrorKind, span: Span, message: String) -> ParseError {

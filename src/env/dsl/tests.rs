@@ -1,5 +1,6 @@
 //! Parser table tests: accepted forms, spans and rendered diagnostics.
 use super::*;
+use crate::env::command::Command;
 
 fn ok(input: &str) -> Command {
     parse_command(input).unwrap().command

@@ -3,13 +3,13 @@
 //! solved flags, one turn each (mean turns 1), and a reply without a program counted as
 //! the turn's invalid command (invalid rate = share of replies with no program).
 
-use super::AnswerFormat;
+use super::format::AnswerFormat;
 use super::sampler::{AnswerError, AnswerRequest, Answerer};
 use super::score::{Scored, Tally, Verdict, answer_and_score};
-use crate::data::task::Task;
 use crate::env::episode::Runner;
 use crate::eval::rollout::EpisodeResult;
-use crate::sandbox::types::Limits;
+use crate::protocol::run::Limits;
+use crate::task::Task;
 
 /// How to run a one-shot evaluation.
 #[derive(Debug, Clone)]

@@ -15,14 +15,14 @@
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{AnswerFormat, cot_reply, direct_reply, messages};
+use super::format::{AnswerFormat, cot_reply, direct_reply, messages};
 use crate::data::rationale::rationale;
-use crate::data::task::Task;
 use crate::model::chat::{ChatFormat, Message};
 use crate::model::generate::{FinishReason, GenParams, GenerateError, generate};
 use crate::model::loader::LoadedModel;
 use crate::model::sampling::SamplingParams;
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
+use crate::task::Task;
 
 /// Rows × (longest prompt + reply budget) per micro-batch.
 pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16_384;

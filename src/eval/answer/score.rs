@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 
-use super::extract_program;
+use super::extract::extract_program;
 use super::sampler::{AnswerError, AnswerRequest, Answerer, Reply};
 use crate::env::episode::Runner;
-use crate::sandbox::types::{Limits, RunOutcome, RunReport, RunRequest, TestOutcome};
+use crate::protocol::run::{Limits, RunOutcome, RunReport, RunRequest, TestOutcome};
 
 /// What became of one reply.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,8 @@
+use super::format::{COT_ASK, DIRECT_ASK};
 use super::*;
-use crate::data::task::Origin;
+use crate::model::chat::Role;
+use crate::task::Origin;
+use crate::task::{Problem, Task};
 
 fn task(buggy: &str) -> Task {
     Task {

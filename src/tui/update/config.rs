@@ -1,29 +1,12 @@
 //! Config mode: edit the run's RON in place, validated on every change with the
 //! error placed at its line; save; start a training job on it and follow its
 //! run directory through the same path as `--follow`; cancel it.
-use crate::config::Config;
-use crate::tui::editor::{Edit, TextEditor};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, JobMsg};
+use crate::tui::state::editor::{Edit, TextEditor};
 use crate::tui::state::{AppState, JobState, Level, Mode};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::path::PathBuf;
-
-/// Parses and validates the editor's text; records the first problem and its line.
-pub fn revalidate(state: &mut AppState) {
-    let text = state.config.editor.text();
-    let origin = state.config.path.display().to_string();
-    match Config::from_ron(&text, &origin) {
-        Ok(cfg) => {
-            state.config.error = None;
-            state.config.run_name = Some(cfg.name);
-        }
-        Err(e) => {
-            state.config.error = Some((e.line(), e.to_string()));
-            state.config.run_name = None;
-        }
-    }
-}
 
 pub fn is_modified(state: &AppState) -> bool {
     state.config.editor.text() != state.config.saved
@@ -86,7 +69,7 @@ pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>)
         },
         Action::Revert => {
             state.config.editor = TextEditor::new(&state.config.saved);
-            revalidate(state);
+            state.config.revalidate();
             state.log(Level::Info, "reverted to the saved file");
         }
         Action::Up => ed.move_rows(-1),
@@ -116,7 +99,7 @@ pub fn handle_edit_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect
         return;
     }
     if state.config.editor.handle_key(key) == Edit::Changed {
-        revalidate(state);
+        state.config.revalidate();
     }
 }
 

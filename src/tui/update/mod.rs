@@ -7,9 +7,9 @@ pub mod data;
 pub mod monitor;
 pub mod step;
 
-use super::keymap::{Action, KeyChord, Layer};
-use super::msg::{Effect, Msg};
-use super::state::{AppState, Mode, Popup};
+use crate::tui::keymap::{Action, KeyChord, Layer};
+use crate::tui::msg::{Effect, Msg};
+use crate::tui::state::{AppState, Mode, Popup};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Applies one message; returns the work it asks for.

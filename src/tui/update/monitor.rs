@@ -5,7 +5,7 @@
 //! back on, so scrubbing is never yanked away by a busy run.
 use crate::tui::keymap::Action;
 use crate::tui::msg::FollowMsg;
-use crate::tui::run_view::{EpisodeView, PlotKind, RunState};
+use crate::tui::state::run_view::{EpisodeView, PlotKind, RunState};
 use crate::tui::state::{AppState, Level, Popup};
 use std::path::PathBuf;
 

@@ -3,9 +3,9 @@
 //! module only sends requests and applies replies tagged with the open episode,
 //! dropping any for an episode or turn that is no longer current.
 use crate::policy::Proposal;
-use crate::tui::editor::{Edit, LineInput};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, EnvReply, EnvRequest, EnvSnapshot, ModelReply, ProposeRequest};
+use crate::tui::state::editor::{Edit, LineInput};
 use crate::tui::state::{AppState, Level, ModelStatus, Popup};
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -121,10 +121,10 @@ pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
         EnvReply::Tested { episode, report } if episode == current => {
             state.step.busy = None;
             let line = match &report.outcome {
-                crate::sandbox::types::RunOutcome::SyntaxError { line, message } => {
+                crate::protocol::run::RunOutcome::SyntaxError { line, message } => {
                     format!("tests: syntax error at L{line}: {message}")
                 }
-                crate::sandbox::types::RunOutcome::Tests { tests } => format!(
+                crate::protocol::run::RunOutcome::Tests { tests } => format!(
                     "tests: {}/{} passed in {:.0} ms",
                     tests.iter().filter(|t| t.passed()).count(),
                     tests.len(),

@@ -1,9 +1,9 @@
 //! The code pane: highlighted buffer lines with the state's `L<n>` numbers in
 //! the gutter and the last edited line marked (`▶` and a background). The view
 //! scrolls so the edited line stays on screen in long programs.
-use super::pane_block;
-use crate::tui::code_view::CodeView;
-use crate::tui::theme::Theme;
+use super::frame::pane_block;
+use crate::tui::state::code_view::CodeView;
+use crate::tui::style::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;

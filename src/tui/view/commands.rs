@@ -1,9 +1,10 @@
 //! The commands pane: the episode's DSL stream, one turn per row with its
 //! validity, reward and log-probability (blank when a person typed it). The
 //! selected turn (the one the code pane shows) is highlighted and kept in view.
-use super::{code::scroll_for, pane_block};
+use super::code::scroll_for;
+use super::frame::pane_block;
 use crate::protocol::TurnRecord;
-use crate::tui::theme::Theme;
+use crate::tui::style::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

@@ -1,6 +1,7 @@
 //! Config mode's view: the RON text with line numbers, the cursor, the line
 //! the first error points at marked, and the error itself below.
-use super::{code::scroll_for, pane_block};
+use super::code::scroll_for;
+use super::frame::pane_block;
 use crate::tui::state::AppState;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -22,7 +23,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState) {
     });
     let [edit_area, err_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(err_rows)]).areas(area);
-    let modified = if super::super::update::config::is_modified(state) {
+    let modified = if crate::tui::update::config::is_modified(state) {
         " · modified"
     } else {
         ""

@@ -1,7 +1,8 @@
 //! Data mode's view: the records of the current file on the left; on the right
 //! the selected task (prompt, highlighted buggy code, tests) or demonstration
 //! (its task's code, then every turn's command and reward).
-use super::{CodePane, pane_block};
+use super::code::CodePane;
+use super::frame::pane_block;
 use crate::tui::msg::DataRecord;
 use crate::tui::state::AppState;
 use ratatui::Frame;

@@ -1,7 +1,7 @@
 //! The `?` popup: every binding of every layer with its description, straight
 //! from the keymap (so a user's overrides show), plus the fixed keys of text
 //! fields. Scrolls with the motion keys when it does not fit.
-use super::{centered, pane_block};
+use super::frame::{centered, pane_block};
 use crate::tui::keymap::Layer;
 use crate::tui::state::AppState;
 use ratatui::Frame;

@@ -1,9 +1,9 @@
 //! The log pane: the newest lines of the workbench's log (worker errors, job
 //! output, run log events), coloured by level.
-use super::pane_block;
-use crate::tui::ring::Ring;
+use super::frame::pane_block;
+use crate::tui::state::ring::Ring;
 use crate::tui::state::{Level, LogLine};
-use crate::tui::theme::Theme;
+use crate::tui::style::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::Line;

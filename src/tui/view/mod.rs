@@ -6,6 +6,7 @@ mod code;
 mod commands;
 mod config;
 mod data;
+mod frame;
 mod help;
 mod log;
 mod plots;
@@ -15,18 +16,18 @@ mod test_pane;
 
 pub use code::CodePane;
 pub use commands::CommandsPane;
+pub use frame::{centered, pane_block};
 pub use log::LogPane;
 pub use plots::PlotPane;
 pub use status::StatusBar;
 pub use test_pane::{TestRow, TestsPane};
 
-use super::state::{AppState, Mode, Popup};
-use super::theme::Theme;
+use crate::tui::state::{AppState, Mode, Popup};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Paragraph};
 
 /// Rows of the log pane, borders included.
 const LOG_ROWS: u16 = 5;
@@ -77,15 +78,6 @@ fn header_line(state: &AppState) -> Paragraph<'static> {
     Paragraph::new(Line::from(spans))
 }
 
-/// A bordered block with the theme's colours and a title.
-pub fn pane_block(theme: &Theme, title: impl Into<String>, focused: bool) -> Block<'static> {
-    Block::new()
-        .borders(Borders::ALL)
-        .border_style(theme.border(focused))
-        .title(Span::styled(format!(" {} ", title.into()), theme.title()))
-        .style(theme.base())
-}
-
 fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
@@ -94,7 +86,7 @@ fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
     let [tests_area, plot_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
     let m = &state.monitor;
-    let ep = super::update::monitor::current_episode(state);
+    let ep = crate::tui::update::monitor::current_episode(state);
     let code_title = match ep {
         Some(e) => format!(
             "code · {} · turn {}/{}",
@@ -132,7 +124,9 @@ fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
         TestsPane::new(rows, &m.code.feedback, &state.theme, "tests".into()),
         tests_area,
     );
-    let kind = m.plot.unwrap_or(super::run_view::PlotKind::Loss);
+    let kind = m
+        .plot
+        .unwrap_or(crate::tui::state::run_view::PlotKind::Loss);
     frame.render_widget(PlotPane::new(&m.run.plots, kind, &state.theme), plot_area);
 }
 
@@ -204,8 +198,8 @@ fn input_line(state: &AppState) -> Paragraph<'static> {
             ]))
         }
         None => {
-            let k = |a| state.keymap.keys_of(super::keymap::Layer::Step, a);
-            use super::keymap::Action as A;
+            let k = |a| state.keymap.keys_of(crate::tui::keymap::Layer::Step, a);
+            use crate::tui::keymap::Action as A;
             Paragraph::new(Line::styled(
                 format!(
                     " {} type · {} accept · {} edit · {} undo · {} tests · {} tasks",
@@ -225,16 +219,4 @@ fn input_line(state: &AppState) -> Paragraph<'static> {
 fn split_at_char(s: &str, idx: usize) -> (&str, &str) {
     let at = s.char_indices().nth(idx).map_or(s.len(), |(b, _)| b);
     s.split_at(at)
-}
-
-/// A rectangle of at most `w`×`h` centred in `area`.
-pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    }
 }

@@ -1,9 +1,9 @@
 //! The plots pane: one metric against step, train and eval lines together,
 //! switchable with the `cycle_plot` key. Axis bounds come from the data with a
 //! little head-room so a flat line is still visible.
-use super::pane_block;
-use crate::tui::run_view::{PlotKind, Plots};
-use crate::tui::theme::Theme;
+use super::frame::pane_block;
+use crate::tui::state::run_view::{PlotKind, Plots};
+use crate::tui::style::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;

@@ -1,5 +1,5 @@
 //! List popups (pick an episode, pick a task) and the step-mode proposals list.
-use super::{centered, pane_block};
+use super::frame::{centered, pane_block};
 use crate::tui::state::{AppState, ModelStatus};
 use ratatui::Frame;
 use ratatui::layout::Rect;

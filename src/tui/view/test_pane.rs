@@ -2,9 +2,9 @@
 //! not run, with the error), then the feedback text exactly as the model reads
 //! it. In step mode the rows come from the sandbox report; a followed run only
 //! carries the feedback, so its rows are read back from the feedback lines.
-use super::pane_block;
-use crate::sandbox::types::{RunOutcome, RunReport, TestOutcome};
-use crate::tui::theme::Theme;
+use super::frame::pane_block;
+use crate::protocol::run::{RunOutcome, RunReport, TestOutcome};
+use crate::tui::style::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

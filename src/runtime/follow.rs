@@ -7,8 +7,8 @@
 //! with a blocking send: if the UI falls behind, the reader waits instead of
 //! piling events up (STYLE 4). At end of file it polls; a file that shrinks or
 //! is replaced (new inode) is read again from the start.
-use super::msg::{FollowMsg, Msg};
 use crate::protocol::Event;
+use crate::protocol::workbench::FollowMsg;
 use crossbeam_channel::Sender;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -32,8 +32,11 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Follows `dir/events.jsonl`, sending `Msg::Follow` on `tx`.
-    pub fn start(dir: &Path, tx: Sender<Msg>) -> std::io::Result<Follower> {
+    /// Follows `dir/events.jsonl`, sending `FollowMsg` on `tx`.
+    pub fn start<M: From<FollowMsg> + Send + 'static>(
+        dir: &Path,
+        tx: Sender<M>,
+    ) -> std::io::Result<Follower> {
         let stop = Arc::new(AtomicBool::new(false));
         let path = dir.join("events.jsonl");
         let flag = stop.clone();
@@ -58,11 +61,15 @@ impl Drop for Follower {
     }
 }
 
-fn send(tx: &Sender<Msg>, m: FollowMsg) -> bool {
-    tx.send(Msg::Follow(m)).is_ok()
+fn send<M: From<FollowMsg> + Send + 'static>(tx: &Sender<M>, m: FollowMsg) -> bool {
+    tx.send(M::from(m)).is_ok()
 }
 
-fn open_when_present(path: &Path, tx: &Sender<Msg>, stop: &AtomicBool) -> Option<File> {
+fn open_when_present<M: From<FollowMsg> + Send + 'static>(
+    path: &Path,
+    tx: &Sender<M>,
+    stop: &AtomicBool,
+) -> Option<File> {
     let mut announced = false;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -103,7 +110,7 @@ fn rotated(path: &Path, file: &File, offset: u64) -> bool {
     }
 }
 
-fn tail(path: &Path, tx: &Sender<Msg>, stop: &AtomicBool) {
+fn tail<M: From<FollowMsg> + Send + 'static>(path: &Path, tx: &Sender<M>, stop: &AtomicBool) {
     let path: PathBuf = path.to_path_buf();
     'file: loop {
         let Some(file) = open_when_present(&path, tx, stop) else {

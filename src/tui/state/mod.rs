@@ -1,16 +1,21 @@
 //! The whole workbench state, owned by the UI thread (STYLE 1). Handlers in
 //! `update` change it and set `dirty`; views read it. Per-mode state lives in
 //! its own struct so each mode's handlers and views touch one thing.
-use super::code_view::CodeView;
-use super::editor::{LineInput, TextEditor};
-use super::keymap::Keymap;
-use super::msg::{DataRecord, EnvSnapshot};
-use super::ring::Ring;
-use super::run_view::{PlotKind, RunState};
-use super::theme::Theme;
-use crate::data::task::Task;
+pub mod code_view;
+pub mod editor;
+pub mod ring;
+pub mod run_view;
+
 use crate::policy::Proposal;
 use crate::protocol::TurnRecord;
+use crate::task::Task;
+use crate::tui::keymap::Keymap;
+use crate::tui::msg::{DataRecord, EnvSnapshot};
+use crate::tui::state::code_view::CodeView;
+use crate::tui::state::editor::{LineInput, TextEditor};
+use crate::tui::state::ring::Ring;
+use crate::tui::state::run_view::{PlotKind, RunState};
+use crate::tui::style::theme::Theme;
 use std::path::PathBuf;
 
 /// Log lines kept for the log pane.
@@ -232,7 +237,7 @@ impl AppState {
             quit: false,
             dirty: true,
         };
-        super::update::config::revalidate(&mut state);
+        state.config.revalidate();
         state
     }
 
@@ -253,5 +258,23 @@ impl AppState {
         self.monitor.code.prepare(&syntax, mode);
         self.step.code.prepare(&syntax, mode);
         self.data.code.prepare(&syntax, mode);
+    }
+}
+
+impl ConfigState {
+    /// Parses and validates the editor's text; records the first problem and its line.
+    pub fn revalidate(&mut self) {
+        let text = self.editor.text();
+        let origin = self.path.display().to_string();
+        match crate::config::Config::from_ron(&text, &origin) {
+            Ok(cfg) => {
+                self.error = None;
+                self.run_name = Some(cfg.name);
+            }
+            Err(e) => {
+                self.error = Some((e.line(), e.to_string()));
+                self.run_name = None;
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! pane). The run directory is followed through the same tail reader as
 //! `--follow`. Cancelling sends SIGTERM, which the trainer answers by writing a
 //! checkpoint and stopping (DESIGN §5).
-use super::msg::{JobMsg, Msg};
+use crate::protocol::workbench::JobMsg;
 use crossbeam_channel::Sender;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +24,11 @@ pub struct Job {
 
 impl Job {
     /// Saves nothing itself: the caller wrote `config` already.
-    pub fn start(config: &Path, run_dir: &Path, tx: Sender<Msg>) -> Result<Job, String> {
+    pub fn start<M: From<JobMsg> + Send + 'static>(
+        config: &Path,
+        run_dir: &Path,
+        tx: Sender<M>,
+    ) -> Result<Job, String> {
         std::fs::create_dir_all(run_dir)
             .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
         let log: PathBuf = run_dir.join("workbench-job.log");
@@ -48,7 +52,7 @@ impl Job {
         let pid = child.id();
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
-        let _ = tx.send(Msg::Job(JobMsg::Started {
+        let _ = tx.send(M::from(JobMsg::Started {
             pid,
             run_dir: run_dir.to_path_buf(),
             log: log.clone(),
@@ -62,7 +66,7 @@ impl Job {
                     Ok(s) => (describe(&s), s.success()),
                     Err(e) => (format!("cannot wait for it: {e}"), false),
                 };
-                let _ = tx.send(Msg::Job(JobMsg::Exited {
+                let _ = tx.send(M::from(JobMsg::Exited {
                     pid,
                     status,
                     success,

@@ -3,17 +3,17 @@
 //! any directory; a `themes/<name>.ron` found in the working directory or the
 //! checkout the binary was built in wins, so a theme can be tuned without a
 //! rebuild. Colours are resolved once, for the terminal's colour depth.
-use super::color::{ColorError, ColorMode, parse_color};
+use crate::tui::style::color::{ColorError, ColorMode, parse_color};
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 use std::path::Path;
 
 const EMBEDDED: &[(&str, &str)] = &[
-    ("dark", include_str!("../../themes/dark.ron")),
-    ("light", include_str!("../../themes/light.ron")),
+    ("dark", include_str!("../../../themes/dark.ron")),
+    ("light", include_str!("../../../themes/light.ron")),
     (
         "high-contrast",
-        include_str!("../../themes/high-contrast.ron"),
+        include_str!("../../../themes/high-contrast.ron"),
     ),
 ];
 
@@ -99,7 +99,7 @@ impl Theme {
             .map(|(_, t)| *t)
             .ok_or_else(|| ThemeError::Unknown(name.to_string()))?;
         let rel = format!("themes/{name}.ron");
-        match crate::model::loader::find_in_checkout(Path::new(&rel)) {
+        match crate::util::find_in_checkout(Path::new(&rel)) {
             Ok(path) => {
                 let origin = path.display().to_string();
                 let text = std::fs::read_to_string(&path).map_err(|source| ThemeError::Io {
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn bad_colours_name_the_field_and_value() {
-        let text = include_str!("../../themes/dark.ron").replace("\"#a3be8c\"", "\"mint\"");
+        let text = include_str!("../../../themes/dark.ron").replace("\"#a3be8c\"", "\"mint\"");
         let err = Theme::parse("dark", &text, "t.ron", ColorMode::TrueColor).unwrap_err();
         assert_eq!(
             err.to_string()

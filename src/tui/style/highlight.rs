@@ -5,7 +5,7 @@
 //! and highlighted code is cached in the pane state, not recomputed per frame.
 //! Only foreground colours and font styles are taken from the syntect theme;
 //! the background stays the workbench theme's.
-use super::color::ColorMode;
+use crate::tui::style::color::ColorMode;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use std::sync::OnceLock;

@@ -2,21 +2,21 @@
 //! episode, so test runs (milliseconds to seconds) never block the UI thread.
 //! Requests arrive in order on a bounded channel; every reply names the episode
 //! it is about, and failures travel back as `EnvReply::Failed`.
-use super::msg::{EnvReply, EnvRequest, EnvSnapshot, Msg};
 use crate::config::EnvSection;
 use crate::env::episode::{Episode, Source};
 use crate::env::prompt::first_user_message;
-use crate::sandbox::types::{Limits, RunRequest};
+use crate::protocol::run::{Limits, RunRequest};
+use crate::protocol::workbench::{EnvReply, EnvRequest, EnvSnapshot};
 use crate::sandbox::{SandboxConfig, SandboxPool};
 use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;
 
 /// Starts the worker; it exits when the request channel closes.
-pub fn spawn(
+pub fn spawn<M: From<EnvReply> + Send + 'static>(
     sandbox: SandboxConfig,
     env: EnvSection,
     rx: Receiver<EnvRequest>,
-    tx: Sender<Msg>,
+    tx: Sender<M>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("coe-env".into())
@@ -54,8 +54,13 @@ fn snapshot(ep: &Episode<'_>) -> Box<EnvSnapshot> {
     })
 }
 
-fn run(sandbox: &SandboxConfig, env: &EnvSection, rx: &Receiver<EnvRequest>, tx: &Sender<Msg>) {
-    let send = |r: EnvReply| tx.send(Msg::Env(r)).is_ok();
+fn run<M: From<EnvReply> + Send + 'static>(
+    sandbox: &SandboxConfig,
+    env: &EnvSection,
+    rx: &Receiver<EnvRequest>,
+    tx: &Sender<M>,
+) {
+    let send = |r: EnvReply| tx.send(M::from(r)).is_ok();
     // One episode at a time needs few workers; the rest of the machine stays free.
     let cfg = SandboxConfig {
         workers: sandbox.workers.clamp(1, 2),

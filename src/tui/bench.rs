@@ -9,17 +9,17 @@
 //! ingested per second and how far behind the writer the UI ended, key
 //! latency, and resident memory before, half-way and after (bounded by the
 //! ring buffers: the newest 256 episodes, 4,096 points per plot line).
-use super::stats::median_p99;
 use crate::config::DEFAULT_RON;
 use crate::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
-use crate::tui::color::ColorMode;
+use crate::tui::effects::EffectRunner;
 use crate::tui::event_loop::EventLoop;
 use crate::tui::keymap::Keymap;
 use crate::tui::msg::Msg;
-use crate::tui::runtime::Runtime;
 use crate::tui::state::{AppState, Mode};
-use crate::tui::theme::Theme;
+use crate::tui::style::color::ColorMode;
+use crate::tui::style::theme::Theme;
 use crate::tui::update::monitor::begin_follow;
+use crate::util::stats::median_p99;
 use crossbeam_channel::bounded;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -105,7 +105,7 @@ fn event(i: u64) -> Event {
 }
 
 pub fn run() -> anyhow::Result<serde_json::Value> {
-    let machine = super::machine();
+    let machine = crate::util::machine::machine();
     let dir = tempfile_dir()?;
     let path = dir.join("events.jsonl");
     let mut header = Event::Run(RunEvent::RunStarted(RunStarted {
@@ -131,7 +131,7 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
     let mut state = AppState::new(Keymap::defaults(), theme, "bench.ron".into(), DEFAULT_RON);
     state.mode = Mode::Monitor;
     begin_follow(&mut state, dir.clone());
-    let mut rt = Runtime::new();
+    let mut rt = EffectRunner::new();
     rt.follow(&dir).map_err(anyhow::Error::msg)?;
     let (input_tx, input_rx) = bounded(64);
     let mut lp = EventLoop::new(
@@ -169,7 +169,7 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
 
     let start = Instant::now();
     let mut key_latency = Vec::new();
-    let mut pending_key: Option<(Instant, Option<crate::tui::run_view::PlotKind>)> = None;
+    let mut pending_key: Option<(Instant, Option<crate::tui::state::run_view::PlotKind>)> = None;
     let mut next_key = start;
     let mut writer_done_at: Option<Instant> = None;
     let mut rss_peak = rss_before;

@@ -8,14 +8,13 @@
 //! every failure is a [`GgufError`] naming the file and the key or tensor at fault.
 //!
 //! The Llama-specific view (Hugging Face names, un-permuted Q/K, the config) lives in
-//! `gguf_names`; this module only knows the container.
+//! `names`; this module only knows the container.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use super::dequant::GgmlType;
 use super::dequant::{self, DequantError};
-pub use super::gguf_names::{LoadedGguf, RawTensor, load_llama_gguf};
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;

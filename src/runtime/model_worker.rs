@@ -3,28 +3,32 @@
 //! VarStore and tensors never leave this thread — and answers proposal
 //! requests with sampled replies. When several requests queued up while it was
 //! busy, only the newest is answered: the others are about states already gone.
-use super::msg::{ModelReply, Msg, ProposeRequest};
 use crate::config::Config;
 use crate::env::buffer::Buffer;
 use crate::model::loader::load_for_inference;
 use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, Query};
+use crate::protocol::workbench::{ModelReply, ProposeRequest};
 use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// Starts loading `cfg.model` and serving requests; exits when the channel closes.
-pub fn spawn(
+pub fn spawn<M: From<ModelReply> + Send + 'static>(
     cfg: Config,
     rx: Receiver<ProposeRequest>,
-    tx: Sender<Msg>,
+    tx: Sender<M>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("coe-model".into())
         .spawn(move || run(&cfg, &rx, &tx))
 }
 
-fn run(cfg: &Config, rx: &Receiver<ProposeRequest>, tx: &Sender<Msg>) {
-    let send = |r: ModelReply| tx.send(Msg::Model(r)).is_ok();
+fn run<M: From<ModelReply> + Send + 'static>(
+    cfg: &Config,
+    rx: &Receiver<ProposeRequest>,
+    tx: &Sender<M>,
+) {
+    let send = |r: ModelReply| tx.send(M::from(r)).is_ok();
     let spec = cfg.model.path.clone();
     if !send(ModelReply::Loading { spec: spec.clone() }) {
         return;

@@ -2,8 +2,8 @@
 //! numbered lines and feedback, highlighted once and cached. Update code marks
 //! the cache stale with [`CodeView::set`]; the runtime calls [`CodeView::prepare`]
 //! before drawing, so a burst of events re-highlights once per frame at most.
-use super::color::ColorMode;
-use super::highlight::highlight_python;
+use crate::tui::style::color::ColorMode;
+use crate::tui::style::highlight::highlight_python;
 use ratatui::text::Span;
 
 /// Splits a state into (line number, text) pairs and the feedback after `***`.

@@ -12,14 +12,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::task::{Origin, Problem, Task};
+use super::format::AnswerFormat;
+use super::sampler::{AnswerError, AnswerRequest, Answerer};
+use super::score::{Tally, Verdict, answer_and_score, failures_by_kind};
 use crate::env::episode::Runner;
-use crate::eval::answer::{
-    AnswerError, AnswerFormat, AnswerRequest, Answerer, Tally, Verdict, answer_and_score,
-    failures_by_kind,
-};
-use crate::eval::rollout::parallel_map;
-use crate::sandbox::types::{Limits, RunRequest};
+use crate::protocol::run::{Limits, RunRequest};
+use crate::task::{Origin, Problem, Task};
+use crate::util::parallel_map;
 
 /// How to sample.
 #[derive(Debug, Clone)]

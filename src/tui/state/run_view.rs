@@ -6,8 +6,8 @@
 //! A `run_started` with a non-zero `start_step` after the first one means the
 //! run was resumed from a checkpoint: points past that step are dropped from the
 //! plots because the resumed run writes them again (docs/events.md).
-use super::ring::{Ring, Series};
 use crate::protocol::{EpisodeEvent, Event, Metric, RunEvent, RunStarted, RunStatus, TurnRecord};
+use crate::tui::state::ring::{Ring, Series};
 
 /// Episodes kept for scrubbing; older ones are forgotten.
 pub const MAX_EPISODES: usize = 256;

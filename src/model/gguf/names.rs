@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use super::config::{EosIds, LlamaConfig, RopeScaling};
-use super::gguf::{GgufError, GgufFile, GgufTensorInfo, GgufValue};
-use super::tokenizer::CoeTokenizer;
+use super::reader::{GgufError, GgufFile, GgufTensorInfo, GgufValue};
+use crate::model::config::{EosIds, LlamaConfig, RopeScaling};
+use crate::model::tokenizer::CoeTokenizer;
 
 /// A tensor with its Hugging Face name, row-major shape (outermost first) and values.
 #[derive(Debug, Clone, PartialEq)]

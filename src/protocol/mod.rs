@@ -2,6 +2,12 @@
 //! owned data tagged with job and episode ids — no tensors, no terminal types.
 //! Headless commands and the workbench consume the same events; on disk each is
 //! one JSON object per line with a `type` field (schema in docs/events.md).
+pub mod proposal;
+pub mod run;
+pub mod workbench;
+
+pub use proposal::{Proposal, Source};
+
 use serde::{Deserialize, Serialize};
 
 /// The version of the on-disk event schema.

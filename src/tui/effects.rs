@@ -2,10 +2,10 @@
 //! the effects `update` asks for (sending requests, following a run, saving the
 //! config, starting and cancelling a job, loading data files). Effects that
 //! finish at once are answered with a message fed straight back to `update`.
-use super::follow::Follower;
-use super::job::Job;
-use super::msg::{DataMsg, Effect, EnvRequest, JobMsg, Msg, ProposeRequest};
-use super::state::{AppState, Level};
+use crate::runtime::follow::Follower;
+use crate::runtime::launcher::Job;
+use crate::tui::msg::{DataMsg, Effect, EnvRequest, JobMsg, Msg, ProposeRequest};
+use crate::tui::state::{AppState, Level};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::path::Path;
 
@@ -15,7 +15,7 @@ pub const FOLLOW_CAP: usize = 16;
 pub const WORKER_CAP: usize = 256;
 pub const REQUEST_CAP: usize = 16;
 
-pub struct Runtime {
+pub struct EffectRunner {
     pub env_tx: Option<Sender<EnvRequest>>,
     /// The environment worker, joined on shutdown so its sandbox pool is dropped.
     pub env_handle: Option<std::thread::JoinHandle<()>>,
@@ -29,17 +29,17 @@ pub struct Runtime {
     job: Option<Job>,
 }
 
-impl Default for Runtime {
+impl Default for EffectRunner {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Runtime {
+impl EffectRunner {
     pub fn new() -> Self {
         let (worker_tx, worker_rx) = bounded(WORKER_CAP);
         let (follow_tx, follow_rx) = bounded(FOLLOW_CAP);
-        Runtime {
+        EffectRunner {
             env_tx: None,
             env_handle: None,
             model_tx: None,
@@ -137,7 +137,7 @@ impl Runtime {
                 let spawned = std::thread::Builder::new()
                     .name("coe-data-load".into())
                     .spawn(move || {
-                        let msg = match super::sources::load_records(&path) {
+                        let msg = match crate::tui::sources::load_records(&path) {
                             Ok(records) => DataMsg::Loaded { path, records },
                             Err(message) => DataMsg::Failed { path, message },
                         };

@@ -1,9 +1,30 @@
-//! Sandbox settings (the `sandbox` section of the RON config) and the checks that
+//! Sandbox settings (the `sandbox` section of the RON config, read by the sandbox pool) and the checks that
 //! turn bad values into messages quoting them, before any process is started.
 use serde::{Deserialize, Serialize};
 
-use super::error::SandboxError;
-use super::types::Limits;
+use thiserror::Error;
+
+use crate::protocol::run::Limits;
+
+/// A sandbox setting or run limit that would make the sandbox misbehave.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SandboxSettingError {
+    #[error("invalid sandbox setting `{field}` = {value}: {reason}")]
+    Config {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("invalid run limit `{field}` = {value}: {reason}")]
+    Limits {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// Run uids a machine's pools are spread over, above `unprivileged_uid_base`.
+pub const UID_SPAN: u32 = 16384;
 
 /// How hard to confine task code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,9 +77,9 @@ impl SandboxConfig {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
-    pub fn validate(&self) -> Result<(), SandboxError> {
+    pub fn validate(&self) -> Result<(), SandboxSettingError> {
         let bad = |field, value: String, reason| {
-            Err(SandboxError::Config {
+            Err(SandboxSettingError::Config {
                 field,
                 value,
                 reason,
@@ -82,7 +103,7 @@ impl SandboxConfig {
             );
         }
         let last = u64::from(self.unprivileged_uid_base)
-            + u64::from(super::pool::UID_SPAN)
+            + u64::from(UID_SPAN)
             + self.resolved_workers() as u64;
         if last >= u64::from(u32::MAX) {
             return bad(
@@ -96,9 +117,9 @@ impl SandboxConfig {
 }
 
 /// Checks run limits; a run with these would misbehave rather than fail cleanly.
-pub fn validate_limits(l: &Limits) -> Result<(), SandboxError> {
+pub fn validate_limits(l: &Limits) -> Result<(), SandboxSettingError> {
     let bad = |field, value: String, reason| {
-        Err(SandboxError::Limits {
+        Err(SandboxSettingError::Limits {
             field,
             value,
             reason,

@@ -1,0 +1,12 @@
+//! Small helpers below every layer: atomic file writes, an order-keeping parallel map, and
+//! locating the checkout's shipped files, order statistics and a machine description for
+//! benchmarks.
+pub mod checkout;
+pub mod fs;
+pub mod machine;
+pub mod parallel;
+pub mod stats;
+
+pub use checkout::find_in_checkout;
+pub use fs::write_atomic;
+pub use parallel::parallel_map;
