@@ -191,9 +191,14 @@ pub struct StepArgs {
     /// Task id (default: the first task).
     #[arg(long, value_name = "ID")]
     pub task: Option<String>,
-    /// Show a model's proposals (a HF directory, a .gguf file or `default`).
+    /// Propose each command with a model (a HF directory, a .gguf file or `default`): after
+    /// each `---` a line `proposal <command>` is printed; an empty line accepts it, any other
+    /// line is applied instead.
     #[arg(long, value_name = "M")]
     pub model: Option<String>,
+    /// A LoRA adapter for `--model` (a PEFT directory, or a run or checkpoint holding one).
+    #[arg(long, value_name = "A", requires = "model")]
+    pub adapter: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

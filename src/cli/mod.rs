@@ -1,6 +1,6 @@
 //! The `coe` command line (DESIGN §8): argument parsing, dispatch, and the exit
-//! status contract — 0 success, 1 a failed check (e.g. `data validate`), 2 usage
-//! errors and subcommands that are not built yet.
+//! status contract — 0 success, 1 an error or a failed check (e.g. `data validate`),
+//! 2 usage errors (clap's).
 mod args;
 mod context;
 mod data;
@@ -16,10 +16,8 @@ pub use args::{Cli, Cmd, DataCmd, ModelCmd, TrainCmd};
 pub use context::Ctx;
 
 use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit status for a subcommand that a later milestone fills in.
-pub const EXIT_NOT_BUILT: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,24 +54,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => return workbench::run(cli.config.as_deref(), &cli.device, cli.threads),
         Some(cmd) => cmd,
     };
-    // The workbench opens even on an invalid config: it shows the error in config mode.
-    if let Cmd::Tui {
-        follow,
-        tasks,
-        no_model,
-    } = cmd
-    {
-        return crate::tui::run(crate::tui::TuiOptions {
-            config: cli.config,
-            device: cli.device,
+    let tui = |follow: &Option<PathBuf>, tasks: &Option<PathBuf>, no_model: bool| {
+        crate::tui::run(crate::tui::TuiOptions {
+            config: cli.config.clone(),
+            device: cli.device.clone(),
             threads: cli.threads,
+            follow: follow.clone(),
+            tasks: tasks.clone(),
+            no_model,
+        })
+    };
+    // The workbench opens even on an invalid config (it shows the error in config mode),
+    // so it starts before the config is loaded; every other command needs the config.
+    let mut ctx = match &cmd {
+        Cmd::Tui {
             follow,
             tasks,
             no_model,
-        });
-    }
-    let mut ctx = context::Ctx::load(cli.config.as_deref(), &cli.device, cli.threads)?;
+        } => return tui(follow, tasks, *no_model),
+        _ => context::Ctx::load(cli.config.as_deref(), &cli.device, cli.threads)?,
+    };
     match &cmd {
+        Cmd::Tui {
+            follow,
+            tasks,
+            no_model,
+        } => tui(follow, tasks, *no_model),
+
         Cmd::Model(ModelCmd::Inspect {
             model,
             prompt,
@@ -88,7 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json: *json,
                 chat: *chat,
             };
-            return model::inspect(&ctx.config.model, &args);
+            model::inspect(&ctx.config.model, &args)
         }
         Cmd::Model(ModelCmd::Tiny {
             out,
@@ -109,9 +116,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let n = crate::model::tiny::create(out, tokenizer_from, shape, *seed)?;
             eprintln!("wrote a {n}-parameter model to {}", out.display());
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        Cmd::Data(DataCmd::Validate { file }) => return data::validate(&ctx, file),
+        Cmd::Data(DataCmd::Validate { file }) => data::validate(&ctx, file),
         Cmd::Data(DataCmd::Gen {
             problems,
             out,
@@ -121,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_ops,
         }) => {
             let corrupt = data::corrupt_config(operators, *max_ops)?;
-            return data::generate(&ctx, problems, out, *seed, *per_problem, corrupt);
+            data::generate(&ctx, problems, out, *seed, *per_problem, corrupt)
         }
         Cmd::Data(DataCmd::SampleBugs {
             problems,
@@ -139,16 +146,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 temperature: *temperature,
                 seed: *seed,
             };
-            return sample_bugs::run(&ctx, &args);
+            sample_bugs::run(&ctx, &args)
         }
-        Cmd::Step(args) => return step::run(&ctx, args),
+        Cmd::Step(args) => step::run(&ctx, args),
         Cmd::Train(TrainCmd::Sft { resume }) => {
-            return train::run(&ctx, crate::protocol::JobKind::Sft, *resume);
+            train::run(&ctx, crate::protocol::JobKind::Sft, *resume)
         }
         Cmd::Train(TrainCmd::Rl { resume }) => {
-            return train::run(&ctx, crate::protocol::JobKind::Rl, *resume);
+            train::run(&ctx, crate::protocol::JobKind::Rl, *resume)
         }
-        Cmd::Eval(args) => return eval::run(&mut ctx, args),
+        Cmd::Eval(args) => eval::run(&mut ctx, args),
         Cmd::Bench {
             what,
             out,
@@ -184,30 +191,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::bench::run(what, &ctx.config, &opts)?
             };
             crate::bench::emit(&value, out.as_deref())?;
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        _ => {}
     }
-    let what = match &cmd {
-        Cmd::Tui { .. } => "coe tui",
-        Cmd::Data(DataCmd::Gen { .. }) => "coe data gen",
-        Cmd::Data(DataCmd::Validate { .. }) => "coe data validate",
-        Cmd::Data(DataCmd::SampleBugs { .. }) => "coe data sample-bugs",
-        Cmd::Train(TrainCmd::Sft { .. }) => "coe train sft",
-        Cmd::Train(TrainCmd::Rl { .. }) => "coe train rl",
-        Cmd::Eval(_) => "coe eval",
-        Cmd::Step(_) => "coe step",
-        Cmd::Model(ModelCmd::Inspect { .. }) => "coe model inspect",
-        Cmd::Model(ModelCmd::Tiny { .. }) => "coe model tiny",
-        Cmd::Bench { .. } => "coe bench",
-    };
-    Ok(not_built(what))
-}
-
-/// Says plainly that a subcommand does not exist yet, and exits 2.
-pub fn not_built(what: &str) -> ExitCode {
-    eprintln!("coe: {what} is not built yet in this version; see README \"Status\"");
-    ExitCode::from(EXIT_NOT_BUILT)
 }
 
 #[cfg(test)]

@@ -1,18 +1,24 @@
 //! `coe step`: one episode in line mode, for scripts and people. Prints each
 //! observation followed by `---`, reads one command per line from stdin, prints
 //! `reward <r> solved <bool> done <bool>` after each, exits 0 when the episode ends.
+//!
+//! With `--model`, the model proposes each command first: after the `---` comes a line
+//! `proposal <text>` (the model's reply as sampled, `### ` prefix included); an empty line
+//! applies it as a model turn, any other line is applied as a typed command instead. Either
+//! way the applied turn joins the model's history, so its next proposal reads the episode as
+//! it really went.
 use super::args::StepArgs;
 use super::context::Ctx;
+use crate::config::ModelSection;
 use crate::data::loaders::load_tasks;
-use crate::env::episode::{Episode, Source};
+use crate::env::episode::Episode;
+use crate::model::loader::load_for_inference;
+use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, Proposal, Query};
 use anyhow::Context as _;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 pub fn run(ctx: &Ctx, args: &StepArgs) -> anyhow::Result<ExitCode> {
-    if args.model.is_some() {
-        return Ok(super::not_built("coe step --model (model proposals)"));
-    }
     let tasks = load_tasks(&args.tasks)?;
     let task = match &args.task {
         Some(id) => tasks
@@ -24,18 +30,51 @@ pub fn run(ctx: &Ctx, args: &StepArgs) -> anyhow::Result<ExitCode> {
             .next()
             .with_context(|| format!("{}: the file holds no tasks", args.tasks.display()))?,
     };
+    let mut policy = match &args.model {
+        Some(m) => Some(load_policy(ctx, m, args.adapter.as_deref())?),
+        None => None,
+    };
     let pool = ctx.sandbox()?;
     let limits = ctx.config.sandbox.limits.clone();
     let (mut ep, obs) = Episode::reset(task, &pool, &ctx.config.env, &limits, (0, 0))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    writeln!(out, "{}\n---", obs.text)?;
-    out.flush()?;
+    let mut observation = obs.text;
+    let mut history: Vec<(String, Proposal)> = Vec::new();
+    writeln!(out, "{observation}\n---")?;
     let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
+    let mut lines = stdin.lock().lines();
+    loop {
+        let proposal = match policy.as_mut() {
+            Some(p) => Some(propose(p, &ep, &history, &observation)?),
+            None => None,
+        };
+        if let Some(p) = &proposal {
+            writeln!(out, "proposal {}", p.text)?;
+        }
+        out.flush()?;
+        let Some(line) = lines.next() else {
+            anyhow::bail!("stdin closed before the episode ended (send EXIT to end it)")
+        };
         let line = line.context("cannot read stdin")?;
         let line = line.trim_end_matches('\r');
-        let s = ep.step(line, Source::Person)?;
+        let reply = match proposal {
+            Some(p) if line.trim().is_empty() => p,
+            _ => Proposal {
+                // The model reads its own turns as `### <command>`; a typed one joins its
+                // history the same way.
+                text: if line.starts_with("### ") {
+                    line.to_string()
+                } else {
+                    format!("### {}", line.trim_start())
+                },
+                person: true,
+                ..Proposal::default()
+            },
+        };
+        let source = reply.source();
+        let text = if reply.person { line } else { &reply.text };
+        let s = ep.step(text, source)?;
         writeln!(
             out,
             "reward {} solved {} done {}",
@@ -45,8 +84,49 @@ pub fn run(ctx: &Ctx, args: &StepArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
             return Ok(ExitCode::SUCCESS);
         }
-        writeln!(out, "{}\n---", s.observation.text)?;
-        out.flush()?;
+        history.push((
+            std::mem::replace(&mut observation, s.observation.text),
+            reply,
+        ));
+        writeln!(out, "{observation}\n---")?;
     }
-    anyhow::bail!("stdin closed before the episode ended (send EXIT to end it)")
+}
+
+fn load_policy(
+    ctx: &Ctx,
+    model: &str,
+    adapter: Option<&std::path::Path>,
+) -> anyhow::Result<ModelPolicy> {
+    let section = ModelSection {
+        path: model.to_string(),
+        ..ctx.config.model.clone()
+    };
+    let adapter = adapter
+        .map(|a| crate::train::setup::resolve_adapter(&a.to_string_lossy()))
+        .transpose()?;
+    let loaded = load_for_inference(&section, adapter.as_deref())?;
+    Ok(ModelPolicy::new(
+        loaded,
+        ModelPolicyConfig::for_eval(&ctx.config),
+    )?)
+}
+
+fn propose(
+    policy: &mut ModelPolicy,
+    ep: &Episode<'_>,
+    history: &[(String, Proposal)],
+    observation: &str,
+) -> anyhow::Result<Proposal> {
+    let buffer = ep.buffer().clone();
+    let query = Query {
+        episode: 0,
+        task: ep.task(),
+        buffer: &buffer,
+        history,
+        observation,
+    };
+    policy
+        .propose(&[query])?
+        .pop()
+        .context("the model returned no proposal")
 }

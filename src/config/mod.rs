@@ -8,6 +8,7 @@ mod error;
 mod locate;
 pub mod sandbox;
 mod types;
+mod validate;
 
 pub use error::{ConfigError, Problem};
 pub use types::*;

@@ -37,31 +37,56 @@ impl Default for TinyShape {
     }
 }
 
+/// Why a tiny model could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TinyError {
+    #[error("{0}")]
+    Shape(String),
+    #[error("{0}: the tokenizer source must be a .gguf file or a Hugging Face directory")]
+    Source(std::path::PathBuf),
+    #[error(transparent)]
+    Load(#[from] super::loader::LoadError),
+    #[error(transparent)]
+    Gguf(#[from] super::gguf::GgufError),
+    #[error(transparent)]
+    Tokenizer(#[from] super::tokenizer::TokenizerError),
+    #[error(transparent)]
+    Model(#[from] super::error::ModelError),
+    #[error(transparent)]
+    Safetensors(#[from] super::safetensors_io::SafetensorsError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 /// Writes a randomly initialised model (normal, std 0.02; norms 1) of `shape` to `out` as a
 /// Hugging Face directory, with the tokenizer and chat template of the model `source`
 /// (`default`, a `.gguf` path, or a Hugging Face directory). Returns the parameter count.
-pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> anyhow::Result<usize> {
-    anyhow::ensure!(
-        shape.heads > 0
-            && shape.kv_heads > 0
-            && shape.heads.is_multiple_of(shape.kv_heads)
-            && shape.hidden.is_multiple_of(shape.heads),
-        "heads {} must divide hidden {} and be a multiple of kv_heads {}",
-        shape.heads,
-        shape.hidden,
-        shape.kv_heads
-    );
+pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> Result<usize, TinyError> {
+    if !(shape.heads > 0
+        && shape.kv_heads > 0
+        && shape.heads.is_multiple_of(shape.kv_heads)
+        && shape.hidden.is_multiple_of(shape.heads))
+    {
+        return Err(TinyError::Shape(format!(
+            "heads {} must divide hidden {} and be a multiple of kv_heads {}",
+            shape.heads, shape.hidden, shape.kv_heads
+        )));
+    }
     let path = resolve_spec(source)?;
     let (tokenizer, template) = if path.is_dir() {
         // A Hugging Face directory (another tiny model, say): its tokenizer and template.
         let tokenizer = CoeTokenizer::from_file(&path.join("tokenizer.json"))?;
         (tokenizer, hf_chat_template(&path)?)
     } else {
-        anyhow::ensure!(
-            path.extension().is_some_and(|e| e == "gguf"),
-            "{}: the tokenizer source must be a .gguf file or a Hugging Face directory",
-            path.display()
-        );
+        if path.extension().is_none_or(|e| e != "gguf") {
+            return Err(TinyError::Source(path));
+        }
         let gguf = GgufFile::read(&path)?;
         let template = gguf
             .get("tokenizer.chat_template")
@@ -103,7 +128,11 @@ pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> anyhow::
         count += init.numel();
         tensors.push((name.to_string(), init.to_kind(Kind::Float)));
     }
-    std::fs::create_dir_all(out)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TinyError::Io { path, source }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
     write_safetensors(&out.join("model.safetensors"), &tensors)?;
     let mut config = serde_json::to_value(&cfg)?;
     if let Some(obj) = config.as_object_mut() {
@@ -113,7 +142,8 @@ pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> anyhow::
     crate::util::write_atomic(
         &out.join("config.json"),
         serde_json::to_string_pretty(&config)?.as_bytes(),
-    )?;
+    )
+    .map_err(io(&out.join("config.json")))?;
     tokenizer.save(&out.join("tokenizer.json"))?;
     let token = |id: Option<u32>| id.and_then(|i| tokenizer.token_str(i));
     let tok_cfg = json!({
@@ -124,6 +154,7 @@ pub fn create(out: &Path, source: &str, shape: TinyShape, seed: u64) -> anyhow::
     crate::util::write_atomic(
         &out.join("tokenizer_config.json"),
         serde_json::to_string_pretty(&tok_cfg)?.as_bytes(),
-    )?;
+    )
+    .map_err(io(&out.join("tokenizer_config.json")))?;
     Ok(count)
 }

@@ -1,7 +1,7 @@
 //! Jobs started from config mode: the running `coe` binary itself is started
 //! as `coe train sft --config <file>` with its output going to
 //! `<run dir>/workbench-job.log`, and a waiter thread reports its exit with the
-//! end of that log (so a failure — even "not built yet" — shows in the log
+//! end of that log (so a failure shows in the log
 //! pane). The run directory is followed through the same tail reader as
 //! `--follow`. Cancelling sends SIGTERM, which the trainer answers by writing a
 //! checkpoint and stopping (DESIGN §5).

@@ -168,8 +168,8 @@ fn worker(
             resume: spec.resume,
         };
         match spec.kind {
-            JobKind::Sft => crate::train::sft::run(&spec.config, &mut env),
-            JobKind::Rl => crate::train::rl::run(&spec.config, &mut env),
+            JobKind::Sft => Ok(crate::train::sft::run(&spec.config, &mut env)?),
+            JobKind::Rl => Ok(crate::train::rl::run(&spec.config, &mut env)?),
             JobKind::Eval => anyhow::bail!("not a training job"),
         }
     })();

@@ -1,5 +1,6 @@
 //! Held-out evaluation inside a training job: greedy Chain-of-Edits episodes on a task file,
 //! their events logged to the run, summarised as solve rate, mean return and invalid rate.
+use super::error::{TrainError, TrainResult};
 use crate::config::Config;
 use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
 use crate::model::sampling::SamplingParams;
@@ -57,7 +58,7 @@ pub fn run_logged(
     cfg: &Config,
     emit: &mut Emitter,
     batch_no: u64,
-) -> anyhow::Result<Vec<EpisodeResult>> {
+) -> TrainResult<Vec<EpisodeResult>> {
     policy.loaded_mut().model.set_training(false);
     let opts = RolloutOptions {
         env: cfg.env.clone(),
@@ -76,7 +77,7 @@ pub fn run_logged(
     };
     let results = run_episodes(tasks, samples, policy, pool, &opts, &mut on_event)?;
     if let Some(err) = write_error {
-        anyhow::bail!("cannot write events: {err}");
+        return Err(TrainError::Invalid(format!("cannot write events: {err}")));
     }
     Ok(results)
 }
@@ -89,7 +90,7 @@ pub fn evaluate(
     cfg: &Config,
     emit: &mut Emitter,
     batch_no: u64,
-) -> anyhow::Result<EvalSummary> {
+) -> TrainResult<EvalSummary> {
     let previous = policy.config().sampling.clone();
     policy.set_sampling(SamplingParams::greedy())?;
     let results = run_logged(tasks, 1, policy, pool, cfg, emit, batch_no);

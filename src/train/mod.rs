@@ -8,6 +8,7 @@
 //! `--resume` continue the same run.
 pub mod adamw;
 pub mod checkpoint;
+pub mod error;
 pub mod evaluate;
 pub mod examples;
 pub mod grpo;

@@ -1,6 +1,7 @@
 //! The bookkeeping SFT and RL share around their optimizer steps: held-out evaluation and
 //! checkpoints at fixed intervals (and at the last step), a checkpoint when cancelled, and
 //! the final adapter when done.
+use super::error::TrainResult;
 use super::evaluate::{EvalSummary, evaluate};
 use super::setup::{self, Prepared};
 use super::{JobEnv, JobOutcome};
@@ -30,7 +31,7 @@ impl Periodic {
         prep: &mut Prepared,
         env: &mut JobEnv<'_>,
         last_eval: &mut Option<EvalSummary>,
-    ) -> anyhow::Result<()> {
+    ) -> TrainResult<()> {
         let due = |every: usize| step.is_multiple_of(every.max(1) as u64) || step == self.total;
         if !valid.is_empty() && due(self.eval_every) {
             let batch = self.batch_stride * step;
@@ -52,7 +53,7 @@ impl Periodic {
         prep: &Prepared,
         env: &mut JobEnv<'_>,
         last_eval: Option<EvalSummary>,
-    ) -> anyhow::Result<JobOutcome> {
+    ) -> TrainResult<JobOutcome> {
         setup::save_checkpoint(cfg, self.kind, step, self.keep_last, prep, env)?;
         Ok(JobOutcome {
             step,
@@ -68,7 +69,7 @@ impl Periodic {
         prep: &Prepared,
         env: &JobEnv<'_>,
         last_eval: Option<EvalSummary>,
-    ) -> anyhow::Result<JobOutcome> {
+    ) -> TrainResult<JobOutcome> {
         setup::save_final_adapter(prep, env)?;
         Ok(JobOutcome {
             step,
@@ -79,7 +80,7 @@ impl Periodic {
 }
 
 /// Reports a held-out evaluation.
-fn emit_eval(env: &mut JobEnv<'_>, step: u64, s: &EvalSummary) -> anyhow::Result<()> {
+fn emit_eval(env: &mut JobEnv<'_>, step: u64, s: &EvalSummary) -> TrainResult<()> {
     let job = env.emit.job();
     env.emit.run(RunEvent::Metric(Metric {
         job,

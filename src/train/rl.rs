@@ -8,6 +8,7 @@
 //! rebuilt by the same function, and before every update the ids spliced into the rebuilt
 //! prompts and the replies are checked against the sampled ones. Infra-error episodes, and
 //! tasks already solved before any edit, are left out of the update.
+use super::error::{TrainError, TrainResult, ensure};
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -43,14 +44,13 @@ pub struct TurnSample {
 }
 
 /// Runs (or resumes) an RL job.
-pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
+pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
     let r = &cfg.rl;
-    let tasks_file = r
-        .tasks
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("rl.tasks is not set: name a task file to roll out on"))?;
+    let tasks_file = r.tasks.as_deref().ok_or_else(|| {
+        TrainError::Invalid("rl.tasks is not set: name a task file to roll out on".into())
+    })?;
     let tasks = load_tasks(std::path::Path::new(tasks_file))?;
-    anyhow::ensure!(!tasks.is_empty(), "{tasks_file}: the file holds no tasks");
+    ensure!(!tasks.is_empty(), "{tasks_file}: the file holds no tasks");
     let init = r.init_adapter.as_deref().map(resolve_adapter).transpose()?;
     let total = r.steps as u64;
     let mut prep = setup::prepare(
@@ -144,7 +144,7 @@ pub fn turn_samples(
     results: &[EpisodeResult],
     group_size: usize,
     mode: AdvantageMode,
-) -> anyhow::Result<Vec<TurnSample>> {
+) -> TrainResult<Vec<TurnSample>> {
     let mut out = Vec::new();
     for group in results.chunks(group_size.max(1)) {
         let kept: Vec<&EpisodeResult> = group
@@ -165,7 +165,7 @@ pub fn turn_samples(
                 else {
                     continue;
                 };
-                anyhow::ensure!(
+                ensure!(
                     !reply.token_ids.is_empty() && reply.token_ids.len() == reply.logprobs.len(),
                     "episode {} turn {}: the reply carries {} ids and {} log-probabilities",
                     e.episode,
@@ -180,7 +180,7 @@ pub fn turn_samples(
                         .get(*k)
                         .map(|(_, p)| p.token_ids.as_slice())
                         .unwrap_or_default();
-                    anyhow::ensure!(
+                    ensure!(
                         spliced == sampled,
                         "episode {} turn {}: the prompt does not hold reply {}'s sampled ids verbatim",
                         e.episode,
@@ -212,7 +212,7 @@ fn update(
     prep: &mut setup::Prepared,
     samples: &[TurnSample],
     cfg: &Config,
-) -> anyhow::Result<(f64, f64, usize, f64)> {
+) -> TrainResult<(f64, f64, usize, f64)> {
     let r = &cfg.rl;
     let n_tokens: usize = samples.iter().map(|s| s.old.len()).sum();
     let lens: Vec<usize> = samples.iter().map(|s| s.seq.ids.len()).collect();
@@ -225,7 +225,7 @@ fn update(
     let model = &mut prep.policy.loaded_mut().model;
     model.set_training(false); // no dropout: the ratio must compare like with like
     // The reference policy's log-probabilities: the starting adapter, or adapters off.
-    let score_all = |model: &mut Llama| -> anyhow::Result<Vec<Tensor>> {
+    let score_all = |model: &mut Llama| -> TrainResult<Vec<Tensor>> {
         let _guard = tch::no_grad_guard();
         batches
             .iter()
@@ -261,7 +261,7 @@ fn update(
                 .iter()
                 .flat_map(|s| std::iter::repeat_n(s.advantage as f32, s.old.len()))
                 .collect();
-            anyhow::ensure!(
+            ensure!(
                 new.size() == [old.len() as i64],
                 "the update scores {:?} tokens but {} were sampled: the trained ids are not the sampled ids",
                 new.size(),
@@ -292,7 +292,7 @@ fn update(
             (loss_total, kl_total) = (loss_epoch, kl_epoch);
         }
     }
-    anyhow::ensure!(
+    ensure!(
         drift <= MAX_DRIFT,
         "a sampled token's log-probability differs by {drift:.4} when scored for training: the trained context is not the sampled one"
     );
@@ -304,14 +304,14 @@ fn update(
 fn with_adapter_weights<T>(
     model: &mut Llama,
     weights: &[Tensor],
-    f: impl FnOnce(&mut Llama) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
+    f: impl FnOnce(&mut Llama) -> TrainResult<T>,
+) -> TrainResult<T> {
     let _guard = tch::no_grad_guard();
     let params: Vec<Tensor> = model
         .lora_parameters()
         .map(|(_, t)| t.shallow_clone())
         .collect();
-    anyhow::ensure!(
+    ensure!(
         params.len() == weights.len(),
         "the reference adapter holds {} tensors, the model {}",
         weights.len(),

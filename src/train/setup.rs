@@ -1,9 +1,8 @@
 //! What SFT and RL jobs share at start: the model with its adapters (fresh, from an initial
 //! adapter, or from the run's latest checkpoint on `--resume`), the optimizer state, the
 //! held-out tasks and the `run_started` event.
+use super::error::{TrainError, TrainResult, ensure};
 use std::path::{Path, PathBuf};
-
-use anyhow::Context as _;
 
 use super::JobEnv;
 use super::adamw::AdamW;
@@ -43,7 +42,7 @@ pub fn lora_of(s: &LoraSection) -> LoraConfig {
 /// An adapter directory from what a user may name: an adapter directory, a checkpoint
 /// directory (the same layout), or a run directory (its final `adapter/`, else its latest
 /// checkpoint).
-pub fn resolve_adapter(spec: &str) -> anyhow::Result<PathBuf> {
+pub fn resolve_adapter(spec: &str) -> TrainResult<PathBuf> {
     let path = PathBuf::from(spec);
     let has_adapter = |p: &Path| {
         p.join(crate::model::safetensors_io::ADAPTER_CONFIG)
@@ -58,9 +57,9 @@ pub fn resolve_adapter(spec: &str) -> anyhow::Result<PathBuf> {
     if let Some((_, latest)) = checkpoint::list(&path.join("checkpoints"))?.pop() {
         return Ok(latest);
     }
-    anyhow::bail!(
+    Err(TrainError::Invalid(format!(
         "adapter {spec:?}: not an adapter directory (no adapter_config.json), nor a run directory with adapter/ or checkpoints/"
-    )
+    )))
 }
 
 /// Loads the model for a job of `kind`: adapters of shape `lora` (or the initial adapter's
@@ -73,7 +72,7 @@ pub fn prepare(
     weight_decay: f64,
     total_steps: u64,
     env: &mut JobEnv<'_>,
-) -> anyhow::Result<Prepared> {
+) -> TrainResult<Prepared> {
     let device = parse_device(&cfg.model.device)?;
     set_threads(cfg.model.threads);
     let lora = match init_adapter {
@@ -116,17 +115,21 @@ pub fn prepare(
     if env.resume {
         let ck = checkpoint::load_latest(&ck_dir)?;
         let want = kind_name(kind);
-        anyhow::ensure!(
+        ensure!(
             ck.state.kind == want,
             "checkpoint {} is from a {} run, not {want}",
             ck.path.display(),
             ck.state.kind
         );
-        load_adapter(&mut loaded.model, &ck.path)
-            .with_context(|| format!("loading the adapter of {}", ck.path.display()))?;
+        load_adapter(&mut loaded.model, &ck.path).map_err(|e| {
+            TrainError::context(format!("loading the adapter of {}", ck.path.display()), e)
+        })?;
         let opt_steps = ck.state.optimizer_steps.unwrap_or(ck.state.step);
         opt.load_state(opt_steps, ck.optimizer, loaded.model.lora_parameters())
-            .with_context(|| format!("{}", ck.path.join(checkpoint::OPTIMIZER_FILE).display()))?;
+            .map_err(|e| {
+                let file = ck.path.join(checkpoint::OPTIMIZER_FILE);
+                TrainError::context(file.display().to_string(), e)
+            })?;
         start_step = ck.state.step;
         env.emit.log(
             "info",
@@ -169,7 +172,7 @@ pub fn kind_name(kind: JobKind) -> &'static str {
 }
 
 /// The first `limit` tasks of an optional file.
-pub fn held_out(path: Option<&str>, limit: usize) -> anyhow::Result<Vec<Task>> {
+pub fn held_out(path: Option<&str>, limit: usize) -> TrainResult<Vec<Task>> {
     let Some(path) = path else {
         return Ok(Vec::new());
     };
@@ -186,7 +189,7 @@ pub fn save_checkpoint(
     keep_last: usize,
     prepared: &Prepared,
     env: &mut JobEnv<'_>,
-) -> anyhow::Result<PathBuf> {
+) -> TrainResult<PathBuf> {
     let loaded = prepared.policy.loaded();
     let state = CheckpointState {
         schema: 1,
@@ -215,7 +218,7 @@ pub fn save_checkpoint(
 }
 
 /// Writes the finished run's adapter to `runs/<name>/adapter/` (whole or not at all).
-pub fn save_final_adapter(prepared: &Prepared, env: &JobEnv<'_>) -> anyhow::Result<PathBuf> {
+pub fn save_final_adapter(prepared: &Prepared, env: &JobEnv<'_>) -> TrainResult<PathBuf> {
     let loaded = prepared.policy.loaded();
     let dest = env.run.adapter();
     let tmp = env.run.root.join(".adapter.tmp");

@@ -6,6 +6,7 @@
 //! The data order is a seeded permutation per epoch and every random stream of a step is
 //! derived from (seed, step), so `--resume` from step n replays steps n.. exactly as the
 //! uninterrupted run would have (a test holds it to that).
+use super::error::{TrainResult, ensure};
 use std::path::Path;
 use std::time::Instant;
 
@@ -66,9 +67,9 @@ impl DataOrder {
 }
 
 /// Runs (or resumes) an SFT job.
-pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> anyhow::Result<JobOutcome> {
+pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
     let s = &cfg.sft;
-    anyhow::ensure!(
+    ensure!(
         !s.train.is_empty(),
         "sft.train is empty: name at least one demonstration file (made by `coe data gen`)"
     );
@@ -157,12 +158,12 @@ fn train_step(
     picked: &[&Example],
     cfg: &Config,
     step: u64,
-) -> anyhow::Result<(f64, usize)> {
+) -> TrainResult<(f64, usize)> {
     let model = &mut prep.policy.loaded_mut().model;
     tch::manual_seed(step_seed(cfg.seed, step, PURPOSE_DROPOUT) as i64);
     let seqs: Vec<&Sequence> = picked.iter().map(|e| &e.seq).collect();
     let (loss, tokens) = backward(model, &seqs, cfg.sft.batch_size, cfg.sft.max_batch_tokens)?;
-    anyhow::ensure!(
+    ensure!(
         loss.is_finite(),
         "the loss is {loss} at step {step}; lower sft.lr"
     );
@@ -202,11 +203,7 @@ pub fn backward(
     Ok((loss_sum, lens.iter().sum()))
 }
 
-fn load_examples(
-    cfg: &Config,
-    prep: &Prepared,
-    env: &mut JobEnv<'_>,
-) -> anyhow::Result<Vec<Example>> {
+fn load_examples(cfg: &Config, prep: &Prepared, env: &mut JobEnv<'_>) -> TrainResult<Vec<Example>> {
     let loaded = prep.policy.loaded();
     let cx = ExampleContext {
         tokenizer: &loaded.tokenizer,
@@ -234,7 +231,7 @@ fn load_examples(
         )?;
         all.extend(examples);
     }
-    anyhow::ensure!(
+    ensure!(
         !all.is_empty(),
         "no usable demonstrations in {:?}",
         cfg.sft.train

@@ -1,0 +1,13 @@
+//! The `model` test binary: one binary per area, so CI links five test binaries instead of
+//! thirty (each links libtorch and the whole crate).
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fuzz_models;
+mod gguf;
+mod learns;
+mod model_policy;
+mod model_tiny;
+mod parity;
+mod tokenizer_parity;
+mod train_resume;

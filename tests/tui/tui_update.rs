@@ -1,0 +1,353 @@
+//! Reducer tests: `update(&mut AppState, Msg)` driven with key presses and
+//! worker replies, no terminal and no threads; effects are checked as data.
+
+use crate::tui_support::*;
+use coe::policy::Proposal;
+use coe::tui::msg::{Effect, EnvReply, EnvRequest, EnvSnapshot, ModelReply, Msg};
+use coe::tui::state::run_view::PlotKind;
+use coe::tui::state::{Mode, ModelStatus, Popup};
+use coe::tui::update::update;
+
+fn snapshot(task: &str, state: &str, turn: u32) -> Box<EnvSnapshot> {
+    Box::new(EnvSnapshot {
+        task_id: task.into(),
+        state: state.into(),
+        observation: format!("obs {turn}"),
+        tests: vec!["assert gcd(35, 21) == 7".into()],
+        report: None,
+        turn,
+        done: false,
+        solved: state.ends_with("All tests passed."),
+        ret: 0.0,
+        code: String::new(),
+    })
+}
+
+#[test]
+fn following_shows_the_newest_turn_and_scrubbing_stops_following() {
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    ingest(&mut s, run_events());
+    assert_eq!(s.monitor.run.episodes.len(), 2);
+    assert_eq!(s.monitor.selected, Some((0, 2)));
+    assert_eq!(s.monitor.turn, 3);
+    s.prepare_frame();
+    assert_eq!(s.monitor.code.feedback, "All tests passed.");
+    assert_eq!(s.monitor.code.edited, Some(5));
+
+    press(&mut s, &["h", "h"]);
+    assert!(!s.monitor.follow_latest);
+    assert_eq!(s.monitor.turn, 1);
+    s.prepare_frame();
+    assert!(
+        s.monitor.code.feedback.starts_with("Invalid command"),
+        "{}",
+        s.monitor.code.feedback
+    );
+    assert_eq!(s.monitor.code.edited, None);
+
+    // New events do not move a scrubbed view …
+    ingest(&mut s, episode(3));
+    assert_eq!(s.monitor.selected, Some((0, 2)));
+    // … until following is switched back on.
+    press(&mut s, &["f"]);
+    assert_eq!(s.monitor.selected, Some((0, 3)));
+    press(&mut s, &["k"]);
+    assert_eq!(s.monitor.selected, Some((0, 2)));
+    press(&mut s, &["g"]);
+    assert_eq!(s.monitor.selected, Some((0, 1)));
+    press(&mut s, &["e"]);
+    assert_eq!(s.popup, Some(Popup::Episodes { selected: 0 }));
+    press(&mut s, &["j", "enter"]);
+    assert_eq!((s.popup.clone(), s.monitor.selected), (None, Some((0, 2))));
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.text.contains("checkpoint at step 20"))
+    );
+}
+
+#[test]
+fn a_resume_drops_plot_points_past_its_start_step() {
+    let mut s = state();
+    let mut events = vec![started(0)];
+    events.extend((1..=10).map(|i| metric(i, "train")));
+    events.push(started(5));
+    events.push(metric(6, "train"));
+    ingest(&mut s, events);
+    let run = &s.monitor.run;
+    assert_eq!(run.resumes, 1);
+    let loss = &run.plots.get(PlotKind::Loss).unwrap()[0];
+    let steps: Vec<f64> = loss.points().iter().map(|p| p.0).collect();
+    assert_eq!(steps, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.text == "run smoke-rl resumed at step 5")
+    );
+    s.mode = Mode::Monitor;
+    press(&mut s, &["p"]);
+    assert_eq!(s.monitor.plot, Some(PlotKind::Reward));
+}
+
+#[test]
+fn a_typed_command_goes_to_the_environment_and_stale_replies_are_dropped() {
+    let mut s = state();
+    assert_eq!(s.mode, Mode::Step);
+    let fx = press(&mut s, &["]"]);
+    let [Effect::Env(EnvRequest::Open { episode: ep, task })] = fx.as_slice() else {
+        panic!("{fx:?}");
+    };
+    assert_eq!((task.id.as_str(), *ep), ("add", 1));
+    let fx = press(&mut s, &["["]);
+    assert!(matches!(
+        fx.as_slice(),
+        [Effect::Env(EnvRequest::Open { episode: 2, .. })]
+    ));
+    // The reply to the first open is stale now.
+    update(
+        &mut s,
+        Msg::Env(EnvReply::Opened {
+            episode: 1,
+            snapshot: snapshot("add", "L1 x\n***\nx", 0),
+        }),
+    );
+    assert!(s.step.snapshot.is_none());
+    update(
+        &mut s,
+        Msg::Env(EnvReply::Opened {
+            episode: 2,
+            snapshot: snapshot("gcd", GCD_BUGGY, 0),
+        }),
+    );
+    assert_eq!(
+        s.step.snapshot.as_ref().map(|x| x.task_id.as_str()),
+        Some("gcd")
+    );
+
+    press(&mut s, &["i"]);
+    type_text(&mut s, "REPW 5 >>>a % b, b >>>b, a % b");
+    assert_eq!(s.step.input.as_ref().map(|i| i.text.len()), Some(30));
+    let fx = press(&mut s, &["enter"]);
+    let [
+        Effect::Env(EnvRequest::Apply {
+            episode: 2,
+            text,
+            person: true,
+            logprob: None,
+        }),
+    ] = fx.as_slice()
+    else {
+        panic!("{fx:?}");
+    };
+    assert_eq!(text, "REPW 5 >>>a % b, b >>>b, a % b");
+    assert!(s.step.input.is_none());
+    assert!(s.step.busy.is_some());
+    // A second command while busy is refused, not queued.
+    press(&mut s, &["i"]);
+    type_text(&mut s, "EXIT");
+    assert!(press(&mut s, &["enter"]).is_empty());
+
+    let Some(coe::protocol::Event::Episode(coe::protocol::EpisodeEvent::Turn { record, .. })) =
+        episode(2).into_iter().nth(2)
+    else {
+        panic!()
+    };
+    update(
+        &mut s,
+        Msg::Env(EnvReply::Stepped {
+            episode: 2,
+            record: Box::new(record),
+            snapshot: snapshot("gcd", GCD_FIXED, 1),
+        }),
+    );
+    assert_eq!(s.step.turns.len(), 1);
+    assert_eq!(s.step.history.len(), 1);
+    assert_eq!(s.step.history[0].0, "obs 0");
+    assert_eq!(
+        s.step.history[0].1.text,
+        "### REPW 5 >>>a % b, b >>>b, a % b"
+    );
+    assert!(s.step.busy.is_none());
+    let fx = press(&mut s, &["u"]);
+    assert!(matches!(
+        fx.as_slice(),
+        [Effect::Env(EnvRequest::Undo { episode: 2 })]
+    ));
+}
+
+#[test]
+fn proposals_are_requested_ranked_and_accepted() {
+    let mut s = state();
+    update(
+        &mut s,
+        Msg::Model(ModelReply::Loading {
+            spec: "default".into(),
+        }),
+    );
+    assert_eq!(s.step.model, ModelStatus::Loading("default".into()));
+    // No proposals while loading: the open goes through alone.
+    let fx = press(&mut s, &["]"]);
+    assert_eq!(fx.len(), 1);
+    update(
+        &mut s,
+        Msg::Env(EnvReply::Opened {
+            episode: 1,
+            snapshot: snapshot("add", GCD_BUGGY, 0),
+        }),
+    );
+    let fx = update(
+        &mut s,
+        Msg::Model(ModelReply::Ready {
+            name: "m".into(),
+            device: "cpu".into(),
+            load_s: 1.0,
+        }),
+    );
+    let [Effect::Model(req)] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (req.episode, req.turn, req.n, req.task.id.as_str()),
+        (1, 0, 3, "add")
+    );
+    let p = |text: &str, lp: f32| Proposal {
+        text: text.into(),
+        token_ids: vec![1],
+        logprobs: vec![lp],
+        person: false,
+    };
+    let props = vec![
+        p("### DELL 1", -1.0),
+        p("### EXIT", -0.5),
+        p("### DELL 1", -1.0),
+    ];
+    // Stale turn: dropped.
+    update(
+        &mut s,
+        Msg::Model(ModelReply::Proposals {
+            episode: 1,
+            turn: 4,
+            proposals: props.clone(),
+            elapsed_s: 0.1,
+        }),
+    );
+    assert!(s.step.proposals.is_empty());
+    update(
+        &mut s,
+        Msg::Model(ModelReply::Proposals {
+            episode: 1,
+            turn: 0,
+            proposals: props,
+            elapsed_s: 0.1,
+        }),
+    );
+    let shown: Vec<(&str, usize)> = s
+        .step
+        .proposals
+        .iter()
+        .map(|(p, n)| (p.text.as_str(), *n))
+        .collect();
+    assert_eq!(shown, vec![("### DELL 1", 2), ("### EXIT", 1)]);
+    let fx = press(&mut s, &["j", "enter"]);
+    let [
+        Effect::Env(EnvRequest::Apply {
+            text,
+            person: false,
+            logprob: Some(lp),
+            ..
+        }),
+    ] = fx.as_slice()
+    else {
+        panic!("{fx:?}");
+    };
+    assert_eq!((text.as_str(), *lp), ("### EXIT", -0.5));
+    // `e` puts the selected proposal on the command line without the prefix.
+    s.step.busy = None;
+    press(&mut s, &["e"]);
+    assert_eq!(s.step.input.as_ref().map(|i| i.text.as_str()), Some("EXIT"));
+}
+
+#[test]
+fn config_edits_are_validated_at_their_line_and_bad_text_is_not_saved() {
+    let mut s = state();
+    press(&mut s, &["3"]);
+    assert_eq!(s.mode, Mode::Config);
+    assert!(s.config.error.is_none(), "{:?}", s.config.error);
+    let row = s
+        .config
+        .editor
+        .lines
+        .iter()
+        .position(|l| l.contains("max_turns"))
+        .unwrap();
+    s.config.editor.goto_row(row);
+    press(&mut s, &["i", "end", "backspace", "backspace", "backspace"]);
+    type_text(&mut s, "0,");
+    let (line, msg) = s
+        .config
+        .error
+        .clone()
+        .expect("max_turns: 0 must be an error");
+    assert_eq!(line, Some(row + 1));
+    assert!(
+        msg.contains("env.max_turns = 0: must lie in 1..=100"),
+        "{msg}"
+    );
+    assert!(
+        press(&mut s, &["ctrl-s"]).is_empty(),
+        "an invalid config must not be saved"
+    );
+    press(&mut s, &["backspace", "backspace"]);
+    type_text(&mut s, "12,");
+    assert!(s.config.error.is_none());
+    let fx = press(&mut s, &["ctrl-s"]);
+    assert!(
+        matches!(&fx[..], [Effect::SaveConfig { text, .. }] if text.contains("max_turns: 12,"))
+    );
+    press(&mut s, &["esc"]);
+    let fx = press(&mut s, &["S"]);
+    let [Effect::StartJob { run_dir, .. }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(run_dir, &std::path::PathBuf::from("runs/default"));
+    assert_eq!(s.mode, Mode::Monitor);
+    assert_eq!(
+        s.monitor.dir.as_deref(),
+        Some(std::path::Path::new("runs/default"))
+    );
+    assert!(s.job.as_ref().is_some_and(|j| j.running));
+    press(&mut s, &["3"]);
+    assert!(press(&mut s, &["S"]).is_empty(), "one job at a time");
+    assert!(matches!(
+        press(&mut s, &["X"]).as_slice(),
+        [Effect::CancelJob]
+    ));
+}
+
+#[test]
+fn help_opens_and_closes_without_quitting_and_q_quits() {
+    let mut s = state();
+    press(&mut s, &["?"]);
+    assert_eq!(s.popup, Some(Popup::Help { scroll: 0 }));
+    press(&mut s, &["j", "j"]);
+    assert_eq!(s.popup, Some(Popup::Help { scroll: 2 }));
+    press(&mut s, &["q"]);
+    assert_eq!((s.popup.clone(), s.quit), (None, false));
+    // Typing `q` on the command line is text, not quit.
+    press(&mut s, &["i", "q"]);
+    assert!(!s.quit);
+    press(&mut s, &["esc", "q"]);
+    assert!(s.quit);
+}
+
+#[test]
+fn mode_keys_cycle_and_data_mode_loads_its_first_file() {
+    let mut s = state();
+    s.data.files = vec![root().join("tests/fixtures/tasks_small.jsonl")];
+    let fx = press(&mut s, &["tab", "tab"]);
+    assert_eq!(s.mode, Mode::Data);
+    assert!(matches!(fx.as_slice(), [Effect::LoadData(_)]));
+    press(&mut s, &["backtab"]);
+    assert_eq!(s.mode, Mode::Config);
+}
