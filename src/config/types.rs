@@ -60,6 +60,10 @@ pub struct ModelSection {
     /// Rows × (prompt + reply) tokens per decode micro-batch when sampling commands or
     /// answers; bounds the KV cache. The default suits a CPU; a GPU wants far more rows.
     pub decode_batch_tokens: usize,
+    /// MiB of keys and values kept across an episode's turns, so each turn prefills only
+    /// the tokens it appends; past it the least recently used episodes are rebuilt on
+    /// demand. 0 turns the cross-turn cache off.
+    pub kv_cache_mb: usize,
 }
 
 impl Default for ModelSection {
@@ -71,6 +75,7 @@ impl Default for ModelSection {
             threads: 0,
             adapter: None,
             decode_batch_tokens: 16_384,
+            kv_cache_mb: 4096,
         }
     }
 }

@@ -100,6 +100,7 @@ pub fn run_episodes(
                     on_event(e);
                 }
                 if l.ep.done() {
+                    policy.end_episode(l.result.episode);
                     results.push(l.result);
                 } else {
                     live.push(l);

@@ -8,6 +8,12 @@
 //! Each row samples from its own ChaCha stream seeded from the caller's generator,
 //! which makes a row's output independent of its batch mates.
 //!
+//! A prompt may come with the keys and values of a prefix of it ([`SeqKv`], what the same
+//! episode's previous turn left): then only the tokens after the prefix are prefilled, and
+//! a finished row can hand its own keys and values back for the next turn
+//! ([`generate_each_cached`]). The rows' outputs are the same either way, up to float
+//! rounding (tested).
+//!
 //! Stopping is decided on token ids through [`StopRule`], so this module needs no
 //! tokenizer: the caller turns "stop at newline" into the set of ids whose text
 //! contains '\n' (or any predicate) and decides what to keep of the last token.
@@ -19,7 +25,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-use crate::model::kv_cache::KvCache;
+use crate::model::kv_cache::{KvCache, SeqKv};
 use crate::model::llama::{Llama, ModelError};
 use crate::model::lora::Mode;
 use crate::model::sampling::{SamplingError, SamplingParams, sample};
@@ -123,6 +129,24 @@ pub fn generate_each<R: RngCore>(
     rng: &mut R,
     done: &mut dyn FnMut(usize, Generated),
 ) -> Result<(), GenerateError> {
+    generate_each_cached(model, prompts, &[], params, rng, false, &mut |i, g, _| {
+        done(i, g)
+    })
+}
+
+/// As [`generate_each`], where `prefixes[i]` (if given and the prompt extends it) holds the
+/// keys and values of the start of prompt `i`, so only the rest is prefilled. With `keep`,
+/// each finished row also hands back its own keys and values (prompt and reply, all but
+/// the last sampled token, which was never fed) for the next turn.
+pub fn generate_each_cached<R: RngCore>(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    prefixes: &[Option<&SeqKv>],
+    params: &GenParams,
+    rng: &mut R,
+    keep: bool,
+    done: &mut dyn FnMut(usize, Generated, Option<SeqKv>),
+) -> Result<(), GenerateError> {
     params.sampling.validate()?;
     let vocab = model.config().vocab_size;
     for (index, p) in prompts.iter().enumerate() {
@@ -133,6 +157,16 @@ pub fn generate_each<R: RngCore>(
             return Err(GenerateError::TokenOutOfRange { index, id, vocab });
         }
     }
+    // A prefix the prompt does not extend is ignored: that row is prefilled whole.
+    let prefixes: Vec<Option<&SeqKv>> = (0..prompts.len())
+        .map(|i| {
+            prefixes
+                .get(i)
+                .copied()
+                .flatten()
+                .filter(|p| !p.is_empty() && p.extends_to(&prompts[i]))
+        })
+        .collect();
     let mut out: Vec<Generated> = vec![Generated::default(); prompts.len()];
     let mut rows: Vec<Row> = prompts
         .iter()
@@ -143,9 +177,10 @@ pub fn generate_each<R: RngCore>(
             rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
         })
         .collect();
-    let mut hand_over = |i: usize, out: &mut [Generated]| done(i, std::mem::take(&mut out[i]));
     if prompts.is_empty() || params.max_new_tokens == 0 {
-        (0..prompts.len()).for_each(|i| hand_over(i, &mut out));
+        for (i, g) in out.into_iter().enumerate() {
+            done(i, g, None);
+        }
         return Ok(());
     }
     let _guard = tch::no_grad_guard();
@@ -153,45 +188,73 @@ pub fn generate_each<R: RngCore>(
         lora: model.lora_enabled() && !model.lora_merged(),
         train: false,
     };
-    let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let mut cache = KvCache::new(
-        model.config(),
-        prompts.len(),
-        width + params.max_new_tokens,
-        model.kind(),
-        model.device(),
-    );
-    let mut logits = prefill(model, prompts, width, &mut cache, mode)?; // [B, V]
+    let (mut cache, mut logits) = if prefixes.iter().any(Option::is_some) {
+        let starts: Vec<usize> = prefixes.iter().map(|p| p.map_or(0, SeqKv::len)).collect();
+        let suffix = prompts.iter().zip(&starts).map(|(p, s)| p.len() - s).max();
+        let extra = suffix.unwrap_or(0) + params.max_new_tokens;
+        let mut cache = KvCache::with_prefixes(
+            model.config(),
+            &prefixes,
+            extra,
+            model.kind(),
+            model.device(),
+        )?;
+        let logits = prefill_after(model, prompts, &starts, &mut cache, mode)?;
+        (cache, logits)
+    } else {
+        let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let mut cache = KvCache::new(
+            model.config(),
+            prompts.len(),
+            width + params.max_new_tokens,
+            model.kind(),
+            model.device(),
+        );
+        let logits = prefill(model, prompts, width, &mut cache, mode)?; // [B, V]
+        (cache, logits)
+    };
+    // Hands row `slot` (prompt `i`) over, with its keys and values when asked.
+    let mut hand_over = |i: usize, slot: usize, out: &mut [Generated], cache: &KvCache| {
+        let g = std::mem::take(&mut out[i]);
+        let kv = keep
+            .then(|| {
+                let fed = g.ids.len().saturating_sub(1);
+                let mut ids = prompts[i].clone();
+                ids.extend_from_slice(&g.ids[..fed]);
+                cache.row_seq(slot, ids)
+            })
+            .transpose()?;
+        done(i, g, kv);
+        Ok::<(), ModelError>(())
+    };
     for step in 0..params.max_new_tokens {
         let mut rngs: Vec<&mut ChaCha8Rng> = rows.iter_mut().map(|r| &mut r.rng).collect();
         let picked = sample(&logits, &params.sampling, &mut rngs)?;
-        let mut keep = Vec::with_capacity(rows.len());
+        let mut keep_rows = Vec::with_capacity(rows.len());
+        let last = step + 1 == params.max_new_tokens;
         for (slot, (row, s)) in rows.iter().zip(&picked).enumerate() {
             let g = &mut out[row.index];
             g.ids.push(s.id);
             g.logprobs.push(s.logprob);
             if params.stops(s.id) {
                 g.finished_by = FinishReason::Stop;
-                hand_over(row.index, &mut out);
+                hand_over(row.index, slot, &mut out, &cache)?;
+            } else if last {
+                hand_over(row.index, slot, &mut out, &cache)?;
             } else {
-                keep.push(slot);
+                keep_rows.push(slot);
             }
         }
-        if keep.is_empty() {
+        if keep_rows.is_empty() {
             break;
         }
-        if step + 1 == params.max_new_tokens {
-            keep.iter()
-                .for_each(|&s| hand_over(rows[s].index, &mut out));
-            break;
-        }
-        let ids: Vec<i64> = keep.iter().map(|&s| i64::from(picked[s].id)).collect();
-        if keep.len() < rows.len() {
-            cache.select_rows(&keep)?;
+        let ids: Vec<i64> = keep_rows.iter().map(|&s| i64::from(picked[s].id)).collect();
+        if keep_rows.len() < rows.len() {
+            cache.select_rows(&keep_rows)?;
             rows = rows
                 .into_iter()
                 .enumerate()
-                .filter_map(|(slot, r)| keep.contains(&slot).then_some(r))
+                .filter_map(|(slot, r)| keep_rows.contains(&slot).then_some(r))
                 .collect();
         }
         let pos: Vec<i64> = rows.iter().map(|r| r.next_pos).collect();
@@ -204,6 +267,49 @@ pub fn generate_each<R: RngCore>(
         logits = model.logits(&hidden.squeeze_dim(1)); // [n, V]
     }
     Ok(())
+}
+
+/// Runs the part of each prompt after its cached prefix (`starts[r]` tokens) through the
+/// model, in one chunk appended after the longest prefix: row r's tokens are its first
+/// columns there (right-padded), at positions `starts[r]..`. Returns the logits of each
+/// row's last token, `[B, V]`.
+fn prefill_after(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    starts: &[usize],
+    cache: &mut KvCache,
+    mode: Mode,
+) -> Result<Tensor, ModelError> {
+    let b = prompts.len();
+    let lens: Vec<usize> = prompts
+        .iter()
+        .zip(starts)
+        .map(|(p, s)| p.len() - s)
+        .collect();
+    let width = lens.iter().copied().max().unwrap_or(1).max(1);
+    let mut ids = vec![0i64; b * width];
+    let mut mask = vec![0i64; b * width];
+    let mut pos = vec![0i64; b * width];
+    for (r, (p, &s)) in prompts.iter().zip(starts).enumerate() {
+        for (j, &id) in p[s..].iter().enumerate() {
+            let at = r * width + j;
+            ids[at] = i64::from(id);
+            mask[at] = 1;
+            pos[at] = (s + j) as i64;
+        }
+    }
+    let device = model.device();
+    let shape = [b as i64, width as i64];
+    let to_dev = |v: &[i64]| Tensor::from_slice(v).to_device(device).view(shape);
+    let mask = to_dev(&mask).to_kind(Kind::Bool);
+    let hidden = model.run(&to_dev(&ids), &to_dev(&pos), Some(&mask), Some(cache), mode)?; // [B, W, D]
+    let d = hidden.size()[2];
+    let last: Vec<i64> = lens.iter().map(|&l| l as i64 - 1).collect();
+    let idx = Tensor::from_slice(&last)
+        .to_device(device)
+        .view([b as i64, 1, 1])
+        .expand([b as i64, 1, d], false);
+    Ok(model.logits(&hidden.f_gather(1, &idx, false)?.squeeze_dim(1))) // [B, V]
 }
 
 /// Runs the left-padded prompts through the model and returns the logits of each

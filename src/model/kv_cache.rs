@@ -7,6 +7,12 @@
 //! a per-row key-validity mask `[B, capacity]` marks the pad columns that attention
 //! must skip. Rows can be dropped or reordered (`select_rows`) so a batch shrinks
 //! as episodes finish at different times.
+//!
+//! Across turns of a multi-turn episode, a finished row's keys and values leave the batch
+//! as a compact [`SeqKv`] (its real columns only, with the token ids they encode), and the
+//! next turn's batch starts from those prefixes ([`KvCache::with_prefixes`]): each row's
+//! prefix sits left-aligned, the columns between it and the longest prefix are marked
+//! invalid, and only the tokens appended since are prefilled.
 
 use tch::{Device, Kind, Tensor};
 
@@ -168,5 +174,113 @@ impl KvCache {
         self.key_valid = bigger;
         self.capacity = new_capacity;
         Ok(())
+    }
+}
+
+/// One sequence's keys and values, compact (real tokens only): what a finished episode turn
+/// leaves for the next, with the ids they encode so a caller can check a prompt extends it.
+#[derive(Debug)]
+pub struct SeqKv {
+    /// The tokens whose keys and values are stored, in order.
+    pub ids: Vec<u32>,
+    keys: Vec<Tensor>,   // per layer [1, kv_heads, n, head_dim]
+    values: Vec<Tensor>, // per layer [1, kv_heads, n, head_dim]
+}
+
+impl SeqKv {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Bytes held on the device.
+    pub fn bytes(&self) -> usize {
+        self.keys
+            .iter()
+            .chain(&self.values)
+            .map(|t| t.numel() * t.kind().elt_size_in_bytes())
+            .sum()
+    }
+
+    /// Whether `prompt` starts with these ids and is longer (one token at least is left to
+    /// run, so its logits come out of the prefill).
+    pub fn extends_to(&self, prompt: &[u32]) -> bool {
+        prompt.len() > self.ids.len() && prompt.starts_with(&self.ids)
+    }
+}
+
+impl KvCache {
+    /// A cache for one row per entry of `prefixes`, each row's prefix (if any) copied into
+    /// its first columns, room for `extra` columns after the longest. Columns between a
+    /// row's prefix and the longest prefix are invalid (never attended to).
+    pub fn with_prefixes(
+        cfg: &LlamaConfig,
+        prefixes: &[Option<&SeqKv>],
+        extra: usize,
+        kind: Kind,
+        device: Device,
+    ) -> Result<Self, ModelError> {
+        let longest = prefixes
+            .iter()
+            .flatten()
+            .map(|p| p.len())
+            .max()
+            .unwrap_or(0);
+        let mut cache = KvCache::new(cfg, prefixes.len(), longest + extra, kind, device);
+        if longest == 0 {
+            return Ok(cache);
+        }
+        for (row, prefix) in prefixes.iter().enumerate() {
+            let Some(p) = prefix.filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            if p.keys.len() != cache.keys.len() {
+                return Err(ModelError::BadInput {
+                    what: "cached prefix layers",
+                    expected: cache.keys.len().to_string(),
+                    found: vec![p.keys.len() as i64],
+                });
+            }
+            let (r, n) = (row as i64, p.len() as i64);
+            for (buf, src) in cache.keys.iter().zip(&p.keys) {
+                buf.narrow(0, r, 1).narrow(2, 0, n).f_copy_(src)?;
+            }
+            for (buf, src) in cache.values.iter().zip(&p.values) {
+                buf.narrow(0, r, 1).narrow(2, 0, n).f_copy_(src)?;
+            }
+            let _ = cache.key_valid.narrow(0, r, 1).narrow(1, 0, n).fill_(1);
+        }
+        cache.len = longest;
+        cache.padded = prefixes.iter().any(|p| p.map_or(0, |p| p.len()) != longest);
+        Ok(cache)
+    }
+
+    /// Row `row`'s real columns as a compact [`SeqKv`] encoding `ids` (their count must be
+    /// the row's number of valid columns).
+    pub fn row_seq(&self, row: usize, ids: Vec<u32>) -> Result<SeqKv, ModelError> {
+        let r = row as i64;
+        let valid = self.key_valid().narrow(0, r, 1).squeeze_dim(0); // [len]
+        let cols = valid.f_nonzero()?.squeeze_dim(1); // [n]
+        let n = cols.size()[0];
+        if n != ids.len() as i64 {
+            return Err(ModelError::BadInput {
+                what: "cached row length",
+                expected: ids.len().to_string(),
+                found: vec![n],
+            });
+        }
+        let take = |bufs: &[Tensor]| -> Result<Vec<Tensor>, ModelError> {
+            bufs.iter()
+                .map(|b| Ok(b.narrow(0, r, 1).f_index_select(2, &cols)?))
+                .collect()
+        };
+        Ok(SeqKv {
+            keys: take(&self.keys)?,
+            values: take(&self.values)?,
+            ids,
+        })
     }
 }

@@ -49,4 +49,7 @@ pub trait Policy {
         }
         Ok(())
     }
+
+    /// The episode ended: state kept for it (a model's cached keys and values) can go.
+    fn end_episode(&mut self, _episode: u64) {}
 }

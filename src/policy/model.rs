@@ -12,7 +12,18 @@
 //! Prompts are decoded in consecutive micro-batches bounded by a token budget, since a
 //! batch's prefill memory grows with rows × longest prompt; the per-row random streams are
 //! drawn in query order, so the split does not change any reply.
+//!
+//! Across turns, each live episode keeps the keys and values of its conversation so far
+//! (prompt and reply): a turn's prompt is the last one plus the reply and the new
+//! observation, so only those appended tokens are prefilled. A cached prefix is used only
+//! when the new prompt really starts with its ids (else — old turns dropped past the
+//! context, another reply chosen — that episode is prefilled whole once), the cache is
+//! dropped whenever the weights may change (`loaded_mut`), an episode's entry is freed when
+//! it ends ([`Policy::end_episode`]), and the whole cache keeps within
+//! `kv_cache_bytes`, evicting the least recently used episodes (they are rebuilt on
+//! demand). Replies are the same with the cache on or off (tested).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -20,7 +31,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::conversation::{PromptIds, prompt_ids};
 use super::interface::{Policy, PolicyError, Query};
-use crate::model::generate::{FinishReason, GenParams, GenerateError, Generated, generate_each};
+use crate::model::generate::{
+    FinishReason, GenParams, GenerateError, Generated, generate_each_cached,
+};
+use crate::model::kv_cache::SeqKv;
 use crate::model::loader::LoadedModel;
 use crate::model::sampling::SamplingParams;
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
@@ -31,6 +45,8 @@ use crate::protocol::Proposal;
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 64;
 /// Rows × longest prompt per prefill: bounds the attention scores' memory on the CPU.
 pub const DEFAULT_MAX_BATCH_TOKENS: usize = 16_384;
+/// Memory for the keys and values kept across turns (`model.kv_cache_mb`).
+pub const DEFAULT_KV_CACHE_MB: usize = 4096;
 
 /// How the policy samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +57,8 @@ pub struct ModelPolicyConfig {
     pub context_tokens: usize,
     pub max_batch_tokens: usize,
     pub seed: u64,
+    /// Bytes of keys and values kept across turns; 0 turns the cross-turn cache off.
+    pub kv_cache_bytes: usize,
 }
 
 impl ModelPolicyConfig {
@@ -49,6 +67,7 @@ impl ModelPolicyConfig {
     pub fn from_config(cfg: &crate::config::Config, temperature: f64, top_p: f64) -> Self {
         ModelPolicyConfig {
             max_batch_tokens: cfg.model.decode_batch_tokens,
+            kv_cache_bytes: cfg.model.kv_cache_mb << 20,
             ..ModelPolicyConfig::new(temperature, top_p, cfg.env.context_tokens, cfg.seed)
         }
     }
@@ -70,6 +89,7 @@ impl ModelPolicyConfig {
             context_tokens,
             max_batch_tokens: DEFAULT_MAX_BATCH_TOKENS,
             seed,
+            kv_cache_bytes: DEFAULT_KV_CACHE_MB << 20,
         }
     }
 }
@@ -100,6 +120,66 @@ pub struct ModelPolicy {
     cfg: ModelPolicyConfig,
     rng: ChaCha8Rng,
     params: GenParams,
+    kv: EpisodeKv,
+}
+
+/// The keys and values each live episode left after its last turn.
+#[derive(Debug, Default)]
+struct EpisodeKv {
+    entries: HashMap<u64, (SeqKv, u64)>, // episode -> (its sequence, last use)
+    bytes: usize,
+    clock: u64,
+    /// Prompt tokens whose keys and values came from the cache instead of a prefill.
+    reused_tokens: u64,
+}
+
+/// What the cross-turn cache holds and has saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvCacheStats {
+    pub bytes: usize,
+    pub episodes: usize,
+    /// Prompt tokens not prefilled because their keys and values were cached.
+    pub reused_tokens: u64,
+}
+
+impl EpisodeKv {
+    fn get(&self, episode: u64) -> Option<&SeqKv> {
+        self.entries.get(&episode).map(|(s, _)| s)
+    }
+
+    fn insert(&mut self, episode: u64, seq: SeqKv) {
+        self.clock += 1;
+        self.bytes += seq.bytes();
+        if let Some((old, _)) = self.entries.insert(episode, (seq, self.clock)) {
+            self.bytes -= old.bytes();
+        }
+    }
+
+    fn remove(&mut self, episode: u64) {
+        if let Some((old, _)) = self.entries.remove(&episode) {
+            self.bytes -= old.bytes();
+        }
+    }
+
+    /// Evicts the least recently used entries until at most `budget` bytes remain.
+    fn shrink_to(&mut self, budget: usize) {
+        while self.bytes > budget {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(e, _)| *e)
+            else {
+                break;
+            };
+            self.remove(oldest);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
 }
 
 impl ModelPolicy {
@@ -133,6 +213,7 @@ impl ModelPolicy {
             loaded,
             cfg,
             params,
+            kv: EpisodeKv::default(),
         })
     }
 
@@ -140,9 +221,20 @@ impl ModelPolicy {
         &self.loaded
     }
 
-    /// For switching adapters or loading new LoRA weights between rounds (RL).
+    /// For switching adapters or loading new LoRA weights between rounds (RL). The
+    /// episodes' cached keys and values are dropped: they may not match the new weights.
     pub fn loaded_mut(&mut self) -> &mut LoadedModel {
+        self.kv.clear();
         &mut self.loaded
+    }
+
+    /// What the cross-turn cache holds now and has saved so far.
+    pub fn kv_cache_stats(&self) -> KvCacheStats {
+        KvCacheStats {
+            bytes: self.kv.bytes,
+            episodes: self.kv.entries.len(),
+            reused_tokens: self.kv.reused_tokens,
+        }
     }
 
     pub fn into_loaded(self) -> LoadedModel {
@@ -212,17 +304,21 @@ impl ModelPolicy {
         prompts: &[Vec<u32>],
     ) -> Result<Vec<Proposal>, ModelPolicyError> {
         let mut out: Vec<Option<Proposal>> = vec![None; prompts.len()];
-        self.generate_replies_each(prompts, &mut |i, p| out[i] = Some(p))?;
+        self.generate_replies_each(prompts, None, &mut |i, p| out[i] = Some(p))?;
         Ok(out.into_iter().flatten().collect())
     }
 
     /// Samples one reply per prompt and hands each to `ready(index, reply)` as soon as its
-    /// row finishes decoding (see [`generate_each`]).
+    /// row finishes decoding (see [`generate_each_cached`]). With `episodes` (one id per
+    /// prompt), each episode's keys and values from its last turn are reused and its new
+    /// ones kept for the next.
     pub fn generate_replies_each(
         &mut self,
         prompts: &[Vec<u32>],
+        episodes: Option<&[u64]>,
         ready: &mut dyn FnMut(usize, Proposal),
     ) -> Result<(), ModelPolicyError> {
+        let caching = self.cfg.kv_cache_bytes > 0 && episodes.is_some();
         let mut start = 0;
         let mut failed = None;
         while start < prompts.len() {
@@ -237,20 +333,44 @@ impl ModelPolicy {
                 end += 1;
             }
             let chunk = prompts.get(start..end).unwrap_or_default();
+            let ids = episodes.and_then(|e| e.get(start..end)).unwrap_or_default();
+            let prefixes: Vec<Option<&SeqKv>> = if caching {
+                ids.iter().map(|&e| self.kv.get(e)).collect()
+            } else {
+                Vec::new()
+            };
+            let reused: usize = prefixes
+                .iter()
+                .zip(chunk)
+                .filter_map(|(p, prompt)| p.filter(|p| p.extends_to(prompt)).map(SeqKv::len))
+                .sum();
             let tok = &self.loaded.tokenizer;
-            generate_each(
+            let mut kept: Vec<(u64, SeqKv)> = Vec::new();
+            generate_each_cached(
                 &self.loaded.model,
                 chunk,
+                &prefixes,
                 &self.params,
                 &mut self.rng,
-                &mut |i, g| match reply(tok, g) {
-                    Ok(p) if failed.is_none() => ready(start + i, p),
-                    Ok(_) => {}
-                    Err(e) => {
-                        failed.get_or_insert(e);
+                caching,
+                &mut |i, g, kv| {
+                    if let (Some(kv), Some(&e)) = (kv, ids.get(i)) {
+                        kept.push((e, kv));
+                    }
+                    match reply(tok, g) {
+                        Ok(p) if failed.is_none() => ready(start + i, p),
+                        Ok(_) => {}
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
                     }
                 },
             )?;
+            self.kv.reused_tokens += reused as u64;
+            for (e, kv) in kept {
+                self.kv.insert(e, kv);
+            }
+            self.kv.shrink_to(self.cfg.kv_cache_bytes);
             if let Some(e) = failed {
                 return Err(e.into());
             }
@@ -289,8 +409,9 @@ impl Policy for ModelPolicy {
     }
 
     fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
-        let prompts = self.prompts(queries)?;
-        Ok(self.generate_replies(&prompts)?)
+        let mut out: Vec<Option<Proposal>> = vec![None; queries.len()];
+        self.propose_each(queries, &mut |i, p| out[i] = Some(p))?;
+        Ok(out.into_iter().flatten().collect())
     }
 
     fn propose_each(
@@ -299,6 +420,11 @@ impl Policy for ModelPolicy {
         ready: &mut dyn FnMut(usize, Proposal),
     ) -> Result<(), PolicyError> {
         let prompts = self.prompts(queries)?;
-        Ok(self.generate_replies_each(&prompts, ready)?)
+        let episodes: Vec<u64> = queries.iter().map(|q| q.episode).collect();
+        Ok(self.generate_replies_each(&prompts, Some(&episodes), ready)?)
+    }
+
+    fn end_episode(&mut self, episode: u64) {
+        self.kv.remove(episode);
     }
 }

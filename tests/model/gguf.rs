@@ -12,13 +12,9 @@ use coe::model::gguf::{GgufError, GgufFile, GgufValue, load_llama_gguf};
 use coe::model::tokenizer::CoeTokenizer;
 use serde_json::Value;
 
-/// The repository root: `file!()` is `tests/gguf.rs` relative to it, or an absolute path.
+/// A path under the repository root.
 fn repo(rel: &str) -> PathBuf {
-    Path::new(file!())
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cross_turn_cache;
 mod fuzz_models;
 mod gguf;
 mod learns;

@@ -24,13 +24,7 @@ use tch::{Device, Kind, Tensor};
 const VOCAB: usize = 64;
 
 fn fixture_dir() -> PathBuf {
-    let here = Path::new(file!());
-    let here = if here.is_absolute() {
-        here.to_path_buf()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(here)
-    };
-    here.parent().unwrap().join("fixtures/tiny_llama")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_llama")
 }
 
 /// Base weights drawn from a seeded ChaCha stream: norms near 1, the rest ±0.35.

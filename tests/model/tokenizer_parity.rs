@@ -9,12 +9,9 @@ use coe::model::gguf::{GgufFile, GgufValue};
 use coe::model::tokenizer::{CoeTokenizer, StreamDecoder};
 use serde_json::Value;
 
+/// A path under the repository root.
 fn repo(rel: &str) -> PathBuf {
-    Path::new(file!())
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 /// The tokenizer and chat format of the default model, or `None` (with a note) without it.

@@ -10,6 +10,8 @@ use coe::config::Config;
 
 #[test]
 fn a_short_soak_runs_episodes_and_leaks_nothing() {
+    // It counts every process under this one as a leak: no other pool may be alive.
+    let _one = crate::attacks_support::one_pool();
     let mut cfg = Config::embedded_default();
     cfg.sandbox.workers = 2;
     cfg.sandbox.unprivileged_uid_base = 62400;
@@ -42,7 +44,9 @@ fn a_short_soak_runs_episodes_and_leaks_nothing() {
 
 #[test]
 fn bad_settings_are_named() {
-    // SAFETY: this binary's other test does not read the environment.
+    // Holding the lock, no other test of this binary spawns a process meanwhile.
+    let _one = crate::attacks_support::one_pool();
+    // SAFETY: the other tests read the environment only when they spawn, under the lock.
     unsafe { std::env::set_var("COE_SOAK_SECS", "ten") };
     let err = SoakOptions::from_env().unwrap_err().to_string();
     unsafe { std::env::remove_var("COE_SOAK_SECS") };
