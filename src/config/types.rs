@@ -298,6 +298,10 @@ pub struct RlSection {
     pub advantage: AdvantageMode,
     /// `start` (the policy at the run's first step) or `base` (adapters off).
     pub reference: ReferencePolicy,
+    /// Train each episode's turns in one pass over its whole conversation (each turn's
+    /// advantage on its own command tokens) instead of one pass per turn; turns whose
+    /// prompt was truncated still get their own pass. Same loss and gradients.
+    pub whole_episode: bool,
 }
 
 impl Default for RlSection {
@@ -322,6 +326,7 @@ impl Default for RlSection {
             max_batch_tokens: 16_384,
             advantage: AdvantageMode::PerTurn,
             reference: ReferencePolicy::Start,
+            whole_episode: true,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod examples;
 pub mod grpo;
 pub mod periodic;
 pub mod rl;
+pub mod rl_samples;
 pub mod run_dir;
 pub mod schedule;
 pub mod setup;

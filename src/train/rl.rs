@@ -6,7 +6,8 @@
 //!
 //! Each turn is trained on the prompt the policy saw and the very ids it sampled: the prompt is
 //! rebuilt by the same function, and before every update the ids spliced into the rebuilt
-//! prompts and the replies are checked against the sampled ones. Infra-error episodes, and
+//! prompts and the replies are checked against the sampled ones (`rl_samples`, which also
+//! merges an episode's turns into one pass over its conversation). Infra-error episodes, and
 //! tasks already solved before any edit, are left out of the update.
 use super::error::{TrainError, TrainResult, ensure};
 use std::time::Instant;
@@ -18,30 +19,20 @@ use tch::{Kind, Tensor};
 
 use super::adamw::{clip_grad_norm, zero_grads};
 use super::evaluate::{run_logged, summarise};
-use super::grpo::{episode_advantages, group_advantages, loss_sums, returns};
+use super::grpo::loss_sums;
 use super::periodic::Periodic;
+pub use super::rl_samples::{TurnSample, turn_samples};
 use super::setup::{self, held_out, lora_of, resolve_adapter};
-use super::tokens::{Sequence, micro_batches, target_logprobs};
+use super::tokens::{micro_batches, target_logprobs};
 use super::{JobEnv, JobOutcome, step_seed};
-use crate::config::{AdvantageMode, Config, ReferencePolicy};
+use crate::config::{Config, ReferencePolicy};
 use crate::data::loaders::load_tasks;
-use crate::eval::rollout::EpisodeResult;
 use crate::model::llama::Llama;
 use crate::model::sampling::SamplingParams;
-use crate::policy::ModelPolicy;
 use crate::protocol::{JobKind, Metric, RunEvent};
 
 const PURPOSE_TASKS: u64 = 11;
 const PURPOSE_SAMPLING: u64 = 12;
-
-/// One command to train on.
-#[derive(Debug, Clone)]
-pub struct TurnSample {
-    pub seq: Sequence,
-    /// The sampled log-probabilities of the reply's tokens (the behaviour policy).
-    pub old: Vec<f32>,
-    pub advantage: f64,
-}
 
 /// Runs (or resumes) an RL job.
 pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
@@ -99,7 +90,13 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
             2 * step + 1,
         )?;
         let rollout = summarise(&results);
-        let samples = turn_samples(&prep.policy, &results, r.group_size, r.advantage)?;
+        let samples = turn_samples(
+            &prep.policy,
+            &results,
+            r.group_size,
+            r.advantage,
+            r.whole_episode,
+        )?;
         let (loss, kl, tokens, grad_norm) = update(&mut prep, &samples, cfg)?;
         step += 1;
         env.emit.run(RunEvent::Metric(Metric {
@@ -135,72 +132,6 @@ pub fn pick_tasks(n: usize, per_step: usize, seed: u64, step: u64) -> Vec<usize>
         out.push(perm.get(k % n).copied().unwrap_or(0));
     }
     out
-}
-
-/// The turns to train on, with their advantages; checks that each rebuilt prompt holds the
-/// earlier replies' sampled ids verbatim.
-pub fn turn_samples(
-    policy: &ModelPolicy,
-    results: &[EpisodeResult],
-    group_size: usize,
-    mode: AdvantageMode,
-) -> TrainResult<Vec<TurnSample>> {
-    let mut out = Vec::new();
-    for group in results.chunks(group_size.max(1)) {
-        let kept: Vec<&EpisodeResult> = group
-            .iter()
-            .filter(|e| !e.infra_error && !e.solved_at_start && !e.history.is_empty())
-            .collect();
-        let rets: Vec<Vec<f64>> = kept.iter().map(|e| returns(&e.rewards)).collect();
-        let advs = match mode {
-            AdvantageMode::PerTurn => group_advantages(&rets),
-            AdvantageMode::Episode => episode_advantages(&rets),
-        };
-        for (e, adv) in kept.iter().zip(advs) {
-            for (t, a) in adv.iter().enumerate() {
-                if *a == 0.0 {
-                    continue; // no signal: skip the forward pass
-                }
-                let (Some((user, reply)), Some(earlier)) = (e.history.get(t), e.history.get(..t))
-                else {
-                    continue;
-                };
-                ensure!(
-                    !reply.token_ids.is_empty() && reply.token_ids.len() == reply.logprobs.len(),
-                    "episode {} turn {}: the reply carries {} ids and {} log-probabilities",
-                    e.episode,
-                    t + 1,
-                    reply.token_ids.len(),
-                    reply.logprobs.len()
-                );
-                let prompt = policy.prompt_from(earlier, user)?;
-                for (k, range) in &prompt.replies {
-                    let spliced = prompt.ids.get(range.clone()).unwrap_or_default();
-                    let sampled = earlier
-                        .get(*k)
-                        .map(|(_, p)| p.token_ids.as_slice())
-                        .unwrap_or_default();
-                    ensure!(
-                        spliced == sampled,
-                        "episode {} turn {}: the prompt does not hold reply {}'s sampled ids verbatim",
-                        e.episode,
-                        t + 1,
-                        k + 1
-                    );
-                }
-                let mut ids = prompt.ids;
-                let mut trained = vec![false; ids.len()];
-                ids.extend_from_slice(&reply.token_ids);
-                trained.resize(ids.len(), true);
-                out.push(TurnSample {
-                    seq: Sequence { ids, trained },
-                    old: reply.logprobs.clone(),
-                    advantage: *a,
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The policy-gradient update; returns (mean token loss, mean token KL, tokens, grad norm).
@@ -259,7 +190,7 @@ fn update(
             let old: Vec<f32> = part.iter().flat_map(|s| s.old.iter().copied()).collect();
             let adv: Vec<f32> = part
                 .iter()
-                .flat_map(|s| std::iter::repeat_n(s.advantage as f32, s.old.len()))
+                .flat_map(|s| s.advantages.iter().copied())
                 .collect();
             ensure!(
                 new.size() == [old.len() as i64],

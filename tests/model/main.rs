@@ -10,5 +10,6 @@ mod learns;
 mod model_policy;
 mod model_tiny;
 mod parity;
+mod rl_whole_episode;
 mod tokenizer_parity;
 mod train_resume;
