@@ -34,6 +34,8 @@ pub struct Llama {
     lora: Option<LoraConfig>,
     lora_enabled: bool,
     lora_merged: bool,
+    /// The adapted base weights as they were before the merge, restored exactly on unmerge.
+    merged_base: Vec<Tensor>,
     training: bool,
     kernel: AttentionKernel,
     kind: Kind,
@@ -97,6 +99,7 @@ impl Llama {
             lora: lora.cloned(),
             lora_enabled: true,
             lora_merged: false,
+            merged_base: Vec::new(),
             training: false,
             kernel: if device.is_cuda() {
                 AttentionKernel::Sdpa
@@ -317,15 +320,32 @@ impl Llama {
         self.lora_merged
     }
 
-    /// Folds `W += B·A·alpha/r` into every adapted weight for faster inference;
-    /// while merged the adapter path is skipped and disabling is refused.
+    /// Folds `W += B·A·alpha/r` into every adapted weight for faster inference (a step then
+    /// runs the base model's kernels, no adapter path); while merged the adapter path is
+    /// skipped and disabling is refused. The weights as they were are kept until
+    /// [`Llama::unmerge_lora`] restores them.
     pub fn merge_lora(&mut self) -> Result<(), ModelError> {
         self.fold(true)
     }
 
-    /// Undoes [`Llama::merge_lora`] (up to rounding in the base dtype).
+    /// Undoes [`Llama::merge_lora`] exactly: the saved base weights are copied back.
     pub fn unmerge_lora(&mut self) -> Result<(), ModelError> {
         self.fold(false)
+    }
+
+    /// Runs `f` on the model with enabled, unmerged adapters folded into the weights, then
+    /// restores the weights bit for bit — for sampling many tokens from a fixed adapter.
+    /// Without adapters (or with them off or merged already) `f` runs on the model as is.
+    pub fn with_folded_lora<T>(&mut self, f: impl FnOnce(&Llama) -> T) -> Result<T, ModelError> {
+        let fold = self.lora_enabled() && !self.lora_merged;
+        if fold {
+            self.merge_lora()?;
+        }
+        let out = f(self);
+        if fold {
+            self.unmerge_lora()?;
+        }
+        Ok(out)
     }
 
     fn fold(&mut self, merge: bool) -> Result<(), ModelError> {
@@ -342,10 +362,23 @@ impl Llama {
                 reason: "merging disabled adapters would change the base model",
             });
         }
-        let sign = if merge { 1.0 } else { -1.0 };
-        for layer in &self.layers {
-            for lin in layer.linears() {
-                lin.fold_adapter(sign);
+        let _guard = tch::no_grad_guard();
+        let adapted = self
+            .layers
+            .iter()
+            .flat_map(|l| l.linears())
+            .filter(|lin| lin.has_adapter());
+        if merge {
+            self.merged_base = adapted
+                .map(|lin| {
+                    let saved = lin.weight().copy();
+                    lin.fold_adapter(1.0);
+                    saved
+                })
+                .collect();
+        } else {
+            for (lin, saved) in adapted.zip(std::mem::take(&mut self.merged_base)) {
+                lin.weight().shallow_clone().f_copy_(&saved)?;
             }
         }
         self.lora_merged = merge;

@@ -35,6 +35,7 @@ use crate::model::generate::{
     FinishReason, GenParams, GenerateError, Generated, generate_each_cached,
 };
 use crate::model::kv_cache::SeqKv;
+use crate::model::llama::Llama;
 use crate::model::loader::LoadedModel;
 use crate::model::sampling::SamplingParams;
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
@@ -59,6 +60,8 @@ pub struct ModelPolicyConfig {
     pub seed: u64,
     /// Bytes of keys and values kept across turns; 0 turns the cross-turn cache off.
     pub kv_cache_bytes: usize,
+    /// Fold enabled adapters into the weights while sampling (restored exactly after).
+    pub fold_adapter: bool,
 }
 
 impl ModelPolicyConfig {
@@ -90,6 +93,7 @@ impl ModelPolicyConfig {
             max_batch_tokens: DEFAULT_MAX_BATCH_TOKENS,
             seed,
             kv_cache_bytes: DEFAULT_KV_CACHE_MB << 20,
+            fold_adapter: true,
         }
     }
 }
@@ -318,6 +322,50 @@ impl ModelPolicy {
         episodes: Option<&[u64]>,
         ready: &mut dyn FnMut(usize, Proposal),
     ) -> Result<(), ModelPolicyError> {
+        let ModelPolicy {
+            loaded,
+            cfg,
+            rng,
+            params,
+            kv,
+        } = self;
+        let mut sampler = Sampler {
+            tok: &loaded.tokenizer,
+            cfg,
+            params,
+            rng,
+            kv,
+        };
+        if cfg.fold_adapter {
+            // A fixed adapter for the whole call: fold it into the weights so every decode
+            // step runs the base model's kernels; the weights are restored bit for bit.
+            let model = &mut loaded.model;
+            model
+                .with_folded_lora(|m| sampler.run(m, prompts, episodes, ready))
+                .map_err(|e| ModelPolicyError::Generate(e.into()))?
+        } else {
+            sampler.run(&loaded.model, prompts, episodes, ready)
+        }
+    }
+}
+
+/// What one call of [`ModelPolicy::generate_replies_each`] samples with.
+struct Sampler<'a> {
+    tok: &'a CoeTokenizer,
+    cfg: &'a ModelPolicyConfig,
+    params: &'a GenParams,
+    rng: &'a mut ChaCha8Rng,
+    kv: &'a mut EpisodeKv,
+}
+
+impl Sampler<'_> {
+    fn run(
+        &mut self,
+        model: &Llama,
+        prompts: &[Vec<u32>],
+        episodes: Option<&[u64]>,
+        ready: &mut dyn FnMut(usize, Proposal),
+    ) -> Result<(), ModelPolicyError> {
         let caching = self.cfg.kv_cache_bytes > 0 && episodes.is_some();
         let mut start = 0;
         let mut failed = None;
@@ -344,14 +392,14 @@ impl ModelPolicy {
                 .zip(chunk)
                 .filter_map(|(p, prompt)| p.filter(|p| p.extends_to(prompt)).map(SeqKv::len))
                 .sum();
-            let tok = &self.loaded.tokenizer;
+            let tok = self.tok;
             let mut kept: Vec<(u64, SeqKv)> = Vec::new();
             generate_each_cached(
-                &self.loaded.model,
+                model,
                 chunk,
                 &prefixes,
-                &self.params,
-                &mut self.rng,
+                self.params,
+                &mut *self.rng,
                 caching,
                 &mut |i, g, kv| {
                     if let (Some(kv), Some(&e)) = (kv, ids.get(i)) {

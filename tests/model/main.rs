@@ -4,6 +4,7 @@
 mod support;
 
 mod cross_turn_cache;
+mod fold;
 mod fuzz_models;
 mod gguf;
 mod learns;

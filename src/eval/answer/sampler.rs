@@ -291,7 +291,13 @@ impl Answerer for ModelAnswerer {
                 stop_ids: self.loaded.tokenizer.eot_ids.clone(),
                 stop_rule: None,
             };
-            let generated = generate(&self.loaded.model, &prompts, &params, &mut self.rng)?;
+            // A fixed adapter: folded into the weights while sampling, restored exactly.
+            let rng = &mut self.rng;
+            let generated = self
+                .loaded
+                .model
+                .with_folded_lora(|m| generate(m, &prompts, &params, rng))
+                .map_err(GenerateError::from)??;
             let mut replies = Vec::with_capacity(generated.len());
             for (g, p) in generated.into_iter().zip(&prompts) {
                 replies.push(self.reply(g.ids, g.finished_by, p.len())?);
