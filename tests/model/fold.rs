@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-fn adapted_model(kind: Kind) -> Llama {
+fn adapted_model() -> Llama {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/tiny_llama.gguf");
     let lora = LoraConfig {
         r: 4,
@@ -67,7 +67,7 @@ fn greedy(m: &Llama, prompts: &[Vec<u32>]) -> Vec<Vec<u32>> {
 
 #[test]
 fn folded_sampling_matches_the_adapter_path_and_restores_every_weight() {
-    let mut m = adapted_model(Kind::Float);
+    let mut m = adapted_model();
     let before = snapshot(&m);
     let prompt: Vec<i64> = (1..40).map(|i| (i * 7) % 200 + 3).collect();
     let prompts: Vec<Vec<u32>> = vec![
