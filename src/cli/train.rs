@@ -1,9 +1,10 @@
 //! `coe train sft|rl`: starts the job on the runtime's model worker and prints its progress on
-//! stderr (step, loss or reward, tokens/s, ETA) until it ends. Ctrl-C or SIGTERM asks the job
-//! to checkpoint and stop at the next step boundary; a second Ctrl-C exits at once (the last
-//! complete checkpoint stays the latest). SIGTERM never does: `timeout(1)` sends it twice (to
-//! the command, then to its process group), and that must still end with a checkpoint
-//! (`util::interrupt`).
+//! stderr (step, loss or reward, tokens/s, ETA) until it ends; the job's per-round `progress`
+//! logs (an RL rollout, an evaluation) share one line, rewritten in place on a terminal.
+//! Ctrl-C or SIGTERM asks the job to checkpoint and stop at the next step boundary; a second
+//! Ctrl-C exits at once (the last complete checkpoint stays the latest). SIGTERM never does:
+//! `timeout(1)` sends it twice (to the command, then to its process group), and that must still
+//! end with a checkpoint (`util::interrupt`).
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 use super::context::Ctx;
 use crate::protocol::{Event, JobKind, Metric, RunEvent, RunStatus};
 use crate::runtime::{JobSpec, Runtime};
-use crate::util::progress::clock;
+use crate::train::evaluate::PROGRESS_LEVEL;
+use crate::util::progress::{ProgressLine, clock};
+use std::io::Stderr;
 
 pub fn run(ctx: &Ctx, kind: JobKind, resume: bool) -> anyhow::Result<ExitCode> {
     let (mut runtime, rx) = Runtime::new();
@@ -24,7 +27,7 @@ pub fn run(ctx: &Ctx, kind: JobKind, resume: bool) -> anyhow::Result<ExitCode> {
     crate::util::interrupt::install(
         "\ncoe: stopping after this step (writing a checkpoint); Ctrl-C again to quit now\n",
     );
-    let mut progress = Progress::default();
+    let mut progress = Progress::new();
     let mut asked = false;
     let mut status = None;
     loop {
@@ -57,18 +60,35 @@ pub fn run(ctx: &Ctx, kind: JobKind, resume: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// Turns events into progress lines.
-#[derive(Default)]
 struct Progress {
     total: u64,
     start_step: u64,
     started: Option<Instant>,
+    /// The latest per-round line, until an ordinary line takes its place.
+    round: ProgressLine<Stderr>,
 }
 
 impl Progress {
+    fn new() -> Self {
+        Progress {
+            total: 0,
+            start_step: 0,
+            started: None,
+            round: ProgressLine::stderr(),
+        }
+    }
+
     fn show(&mut self, event: &Event) -> Option<RunStatus> {
         let Event::Run(run) = event else {
             return None;
         };
+        if let RunEvent::Log { level, message, .. } = run
+            && level == PROGRESS_LEVEL
+        {
+            self.round.show(&format!("  {message}"));
+            return None;
+        }
+        self.round.clear();
         match run {
             RunEvent::RunStarted(s) => {
                 self.total = s.total_steps;
