@@ -10,7 +10,8 @@
 //! command, then run the tests), which measures what that overlap buys (`--no-whole-rounds`
 //! skips the second run). The baseline runs first. The model is
 //! `model.path` with `model.adapter`, else `rl.init_adapter` (the policy RL starts from: an
-//! untrained model's commands are mostly invalid and run no tests).
+//! untrained model's commands are mostly invalid and run no tests). Each timed run shows a
+//! progress line on stderr after every round.
 
 use std::ffi::OsString;
 use std::time::Instant;
@@ -23,7 +24,10 @@ use super::decode::cuda_name;
 use super::python::{TimedOut, baseline_model, run_script, torch_device, torch_dtype};
 use crate::config::Config;
 use crate::data::loaders::load_tasks;
-use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
+use crate::eval::progress::RoundProgress;
+use crate::eval::rollout::{
+    EpisodeResult, RolloutOptions, Watch, run_episodes, run_episodes_watched,
+};
 use crate::model::loader::{load_for_inference, parse_device};
 use crate::policy::model::DEFAULT_MAX_NEW_TOKENS;
 use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, PolicyError, Proposal, Query};
@@ -31,6 +35,7 @@ use crate::sandbox::SandboxPool;
 use crate::task::Task;
 use crate::train::setup::resolve_adapter;
 use crate::util::machine::{load_average, machine};
+use crate::util::progress::ProgressLine;
 
 /// Runs the benchmark; returns the JSON report.
 pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
@@ -85,14 +90,25 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     );
     let mut timed = |overlap: bool| -> anyhow::Result<(Vec<EpisodeResult>, f64)> {
         policy.reseed(cfg.seed);
-        let started = Instant::now();
-        let results = if overlap {
-            run_episodes(&tasks, group, &mut policy, &pool, &rollout, &mut |_| {})?
-        } else {
-            let mut whole = WholeRounds(&mut policy);
-            run_episodes(&tasks, group, &mut whole, &pool, &rollout, &mut |_| {})?
+        let mut line = ProgressLine::stderr();
+        let mut on_round = |p: &RoundProgress| line.show(&format!("bench rollout: {}", p.line()));
+        let watch = Watch {
+            on_round: Some(&mut on_round),
+            cancel: None,
         };
-        Ok((results, started.elapsed().as_secs_f64()))
+        let mut whole;
+        let policy: &mut dyn Policy = if overlap {
+            &mut policy
+        } else {
+            whole = WholeRounds(&mut policy);
+            &mut whole
+        };
+        let started = Instant::now();
+        let results =
+            run_episodes_watched(&tasks, group, policy, &pool, &rollout, &mut |_| {}, watch)?;
+        let secs = started.elapsed().as_secs_f64();
+        line.clear();
+        Ok((results, secs))
     };
     // The baseline first, while our process holds little GPU memory.
     let reference = if opts.baseline {

@@ -4,6 +4,11 @@
 //! `--method coe` runs editor episodes; `--method direct|cot` asks for the whole fixed
 //! program in one reply (`eval::answer`) and scores those replies as one-turn episodes, so
 //! every method shares the summary, the table and the JSON.
+//!
+//! Progress goes to stderr as one line (in place on a terminal): after every round for
+//! editor episodes, as replies come back for one-shot ones. Ctrl-C or SIGTERM during editor
+//! episodes stops at the next round boundary; the finished episodes are written as a
+//! `results.json` marked `"partial": true` and the command exits 130.
 use super::args::EvalArgs;
 use super::context::Ctx;
 use crate::config::{Method, ModelSection};
@@ -12,12 +17,14 @@ use crate::eval::answer::{
     AnswerFormat, Answerer, ModelAnswerConfig, ModelAnswerer, OneShotOptions, OneShotSample,
     OracleAnswerer, Tally, Verdict, as_episodes, run_one_shot,
 };
+use crate::eval::progress::RoundProgress;
 use crate::eval::results::{EvalSpec, Provenance, build_commit, summarise};
-use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
+use crate::eval::rollout::{EpisodeResult, RolloutOptions, Watch, run_episodes_watched};
 use crate::model::loader::{LoadedModel, load_for_inference};
 use crate::policy::{ModelPolicy, ModelPolicyConfig, OraclePolicy, Policy};
 use crate::sandbox::SandboxPool;
 use crate::task::Task;
+use crate::util::progress::ProgressLine;
 use anyhow::Context as _;
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,6 +36,8 @@ struct Outcome {
     policy: String,
     /// Direct/CoT replies, for `--save-episodes`.
     replies: Option<Vec<OneShotSample>>,
+    /// Stopped early (Ctrl-C): `episodes` holds only the finished ones.
+    stopped: bool,
 }
 
 pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
@@ -89,7 +98,10 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
         config: ctx.origin.clone(),
         policy: outcome.policy.clone(),
     };
-    let results = summarise(&spec, &outcome.episodes, provenance);
+    let mut results = summarise(&spec, &outcome.episodes, provenance);
+    if outcome.stopped {
+        results.mark_partial(outcome.episodes.len());
+    }
     print!("{}", results.table());
     let out = args.out.clone().unwrap_or_else(|| "results.json".into());
     let json = serde_json::to_string_pretty(&results)?;
@@ -106,6 +118,16 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
             outcome.episodes.len(),
             dir.display()
         );
+    }
+    if outcome.stopped {
+        eprintln!(
+            "eval: stopped early; {} is partial: it covers the {} finished episodes of {}",
+            out.display(),
+            outcome.episodes.len(),
+            tasks.len() * cfg.eval.samples
+        );
+        // 128 + SIGINT, as a shell reports a command ended by Ctrl-C.
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -167,29 +189,27 @@ fn run_coe(
         job: 0,
     };
     let total = tasks.len() * cfg.eval.samples;
-    let started = Instant::now();
-    let mut finished = 0usize;
-    let mut on_event = |e: crate::protocol::EpisodeEvent| {
-        if let crate::protocol::EpisodeEvent::EpisodeFinished { .. } = e {
-            finished += 1;
-            if finished.is_multiple_of(16) || finished == total {
-                eprint!(
-                    "\reval: {finished}/{total} episodes, {:.1}s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        }
+    let cancel = crate::util::interrupt::install(
+        "\neval: stopping after this round and writing the finished episodes; Ctrl-C again to quit now\n",
+    );
+    let mut line = ProgressLine::stderr();
+    let mut on_round = |p: &RoundProgress| line.show(&format!("eval: {}", p.line()));
+    let watch = Watch {
+        on_round: Some(&mut on_round),
+        cancel: Some(cancel),
     };
-    let episodes = run_episodes(
+    let episodes = run_episodes_watched(
         tasks,
         cfg.eval.samples,
         policy.as_mut(),
         pool,
         &opts,
-        &mut on_event,
+        &mut |_| {},
+        watch,
     )?;
-    eprintln!();
+    line.finish();
     Ok(Outcome {
+        stopped: episodes.len() < total,
         episodes,
         policy: policy.name(),
         replies: None,
@@ -220,21 +240,22 @@ fn run_answers(
     };
     let started = Instant::now();
     let mut shown = 0usize;
+    let mut line = ProgressLine::stderr();
     let mut progress = |t: &Tally| {
         // Every micro-batch and every 16th verdict: enough to see it move, not a flood.
         if t.answered != shown || t.scored.is_multiple_of(16) || t.scored == t.total {
             shown = t.answered;
-            eprint!(
-                "\reval: {}/{} answered, {} scored, {:.1}s   ",
+            line.show(&format!(
+                "eval: {}/{} answered, {} scored, {:.1}s",
                 t.answered,
                 t.total,
                 t.scored,
                 started.elapsed().as_secs_f64()
-            );
+            ));
         }
     };
     let samples = run_one_shot(tasks, answerer.as_mut(), pool, &opts, &mut progress)?;
-    eprintln!();
+    line.finish();
     let over = samples
         .iter()
         .filter(|s| s.scored.reply.over_context)
@@ -249,6 +270,7 @@ fn run_answers(
         episodes: as_episodes(&samples),
         policy: answerer.name(),
         replies: Some(samples),
+        stopped: false,
     })
 }
 

@@ -1,12 +1,14 @@
 //! `coe data sample-bugs`: model-written bugs (see `data::sample_bugs`). Samples solutions
 //! from a model, keeps the failing ones as tasks, writes them atomically and prints a
-//! summary; progress (done/total, kept so far, ETA) goes to stderr.
+//! summary; progress (sampled, tested and failing so far, elapsed, ETA) goes to stderr as
+//! one line, rewritten in place on a terminal and one line per update elsewhere.
 use super::context::Ctx;
 use crate::config::ModelSection;
 use crate::data::{jsonl, loaders};
 use crate::eval::answer::sample_bugs::{SampleBugsOptions, sample_bugs};
 use crate::eval::answer::{ModelAnswerConfig, ModelAnswerer, Tally};
 use crate::model::loader::load_for_inference;
+use crate::util::progress::{ProgressLine, clock};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +61,7 @@ pub fn run(ctx: &Ctx, args: &SampleBugsArgs<'_>) -> anyhow::Result<ExitCode> {
     );
     let started = Instant::now();
     let mut last_answered = 0;
+    let mut line = ProgressLine::stderr();
     let mut progress = |t: &Tally| {
         if t.answered == last_answered && !t.scored.is_multiple_of(16) && t.scored != t.total {
             return;
@@ -69,16 +72,19 @@ pub fn run(ctx: &Ctx, args: &SampleBugsArgs<'_>) -> anyhow::Result<ExitCode> {
             "?".to_string()
         } else {
             // Decoding dominates: extrapolate from the replies so far.
-            let left = secs / t.answered as f64 * (t.total - t.answered) as f64;
-            format!("{left:.0}s")
+            clock(secs / t.answered as f64 * (t.total - t.answered) as f64)
         };
-        eprint!(
-            "\rsample-bugs: {}/{} sampled, {} tested, {} failing, {secs:.0}s, ETA {eta}   ",
-            t.answered, t.total, t.scored, t.failed
-        );
+        line.show(&format!(
+            "sample-bugs: {}/{} sampled, {} tested, {} failing, elapsed {}, ETA {eta}",
+            t.answered,
+            t.total,
+            t.scored,
+            t.failed,
+            clock(secs)
+        ));
     };
     let (tasks, report) = sample_bugs(&problems, &mut answerer, &pool, &opts, &mut progress)?;
-    eprintln!();
+    line.finish();
     jsonl::write(args.out, &tasks).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{}", report.render());
     println!(

@@ -1,34 +1,20 @@
 //! `coe train sft|rl`: starts the job on the runtime's model worker and prints its progress on
-//! stderr (step, loss or reward, tokens/s, ETA) until it ends. Ctrl-C or SIGTERM asks the job
-//! to checkpoint and stop at the next step boundary; a second Ctrl-C exits at once (the last
-//! complete checkpoint stays the latest). SIGTERM never does: `timeout(1)` sends it twice (to
-//! the command, then to its process group), and that must still end with a checkpoint.
+//! stderr (step, loss or reward, tokens/s, ETA) until it ends; the job's per-round `progress`
+//! logs (an RL rollout, an evaluation) share one line, rewritten in place on a terminal.
+//! Ctrl-C or SIGTERM asks the job to checkpoint and stop at the next step boundary; a second
+//! Ctrl-C exits at once (the last complete checkpoint stays the latest). SIGTERM never does:
+//! `timeout(1)` sends it twice (to the command, then to its process group), and that must still
+//! end with a checkpoint (`util::interrupt`).
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::context::Ctx;
 use crate::protocol::{Event, JobKind, Metric, RunEvent, RunStatus};
 use crate::runtime::{JobSpec, Runtime};
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    if INTERRUPTED.swap(true, Ordering::SeqCst) && sig == libc::SIGINT {
-        // Second signal: leave now; checkpoints are atomic, so nothing half-written is kept.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-fn install_handlers() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only touches an atomic and calls the async-signal-safe `_exit`.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
+use crate::train::evaluate::PROGRESS_LEVEL;
+use crate::util::progress::{ProgressLine, clock};
+use std::io::Stderr;
 
 pub fn run(ctx: &Ctx, kind: JobKind, resume: bool) -> anyhow::Result<ExitCode> {
     let (mut runtime, rx) = Runtime::new();
@@ -38,17 +24,16 @@ pub fn run(ctx: &Ctx, kind: JobKind, resume: bool) -> anyhow::Result<ExitCode> {
         resume,
         runs_dir: Path::new("runs").to_path_buf(),
     })?;
-    install_handlers();
-    let mut progress = Progress::default();
+    crate::util::interrupt::install(
+        "\ncoe: stopping after this step (writing a checkpoint); Ctrl-C again to quit now\n",
+    );
+    let mut progress = Progress::new();
     let mut asked = false;
     let mut status = None;
     loop {
-        if INTERRUPTED.load(Ordering::SeqCst) && !asked {
+        if crate::util::interrupt::interrupted() && !asked {
             asked = true;
             runtime.cancel(job);
-            eprintln!(
-                "coe: stopping after this step (writing a checkpoint); Ctrl-C again to quit now"
-            );
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(event) => {
@@ -75,18 +60,35 @@ pub fn run(ctx: &Ctx, kind: JobKind, resume: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// Turns events into progress lines.
-#[derive(Default)]
 struct Progress {
     total: u64,
     start_step: u64,
     started: Option<Instant>,
+    /// The latest per-round line, until an ordinary line takes its place.
+    round: ProgressLine<Stderr>,
 }
 
 impl Progress {
+    fn new() -> Self {
+        Progress {
+            total: 0,
+            start_step: 0,
+            started: None,
+            round: ProgressLine::stderr(),
+        }
+    }
+
     fn show(&mut self, event: &Event) -> Option<RunStatus> {
         let Event::Run(run) = event else {
             return None;
         };
+        if let RunEvent::Log { level, message, .. } = run
+            && level == PROGRESS_LEVEL
+        {
+            self.round.show(&format!("  {message}"));
+            return None;
+        }
+        self.round.clear();
         match run {
             RunEvent::RunStarted(s) => {
                 self.total = s.total_steps;
@@ -157,14 +159,5 @@ impl Progress {
             parts.push(format!("ETA {}", clock(elapsed / done * left)));
         }
         parts.join("  ")
-    }
-}
-
-fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
     }
 }

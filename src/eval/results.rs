@@ -22,6 +22,15 @@ pub struct PerTask {
     pub turns: Vec<u32>,
 }
 
+/// Marks results of a run stopped early (Ctrl-C): they cover only `episodes` finished
+/// episodes, not `tasks × samples`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Partial {
+    /// Always true: one field for readers to test.
+    pub partial: bool,
+    pub episodes: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalResults {
     pub schema: u32,
@@ -29,6 +38,9 @@ pub struct EvalResults {
     pub tasks: usize,
     pub tasks_file: String,
     pub samples: usize,
+    /// `"partial": true, "episodes": N` at the top level, only for a run stopped early.
+    #[serde(flatten)]
+    pub partial: Option<Partial>,
     pub pass_at: BTreeMap<String, f64>,
     pub turn_curve: BTreeMap<String, f64>,
     pub mean_turns: f64,
@@ -113,6 +125,7 @@ pub fn summarise(
         tasks: task_ids.len(),
         tasks_file: tasks_file.clone(),
         samples,
+        partial: None,
         pass_at,
         turn_curve: curve,
         mean_turns: if scored.is_empty() {
@@ -142,12 +155,27 @@ pub fn summarise(
 }
 
 impl EvalResults {
+    /// Marks the results as covering only the `episodes` that finished before a stop.
+    pub fn mark_partial(&mut self, episodes: usize) {
+        self.partial = Some(Partial {
+            partial: true,
+            episodes,
+        });
+    }
+
     /// The table printed by `coe eval`.
     pub fn table(&self) -> String {
         let mut out = format!(
             "method {}  tasks {}  samples {}  policy {}\n",
             self.method, self.tasks, self.samples, self.provenance.policy
         );
+        if let Some(p) = self.partial {
+            out.push_str(&format!(
+                "  partial: stopped early, covers {} of {} episodes\n",
+                p.episodes,
+                self.tasks * self.samples
+            ));
+        }
         for (k, v) in &self.pass_at {
             out.push_str(&format!("  pass@{k:<3} {:6.2}%\n", v * 100.0));
         }
@@ -172,5 +200,48 @@ impl EvalResults {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> EvalResults {
+        let spec = EvalSpec {
+            method: "coe".into(),
+            tasks_file: "t.jsonl".into(),
+            task_ids: vec!["a".into(), "b".into()],
+            samples: 2,
+            ks: vec![1],
+            max_turns: 3,
+        };
+        let provenance = Provenance {
+            commit: "c".into(),
+            model_sha256: None,
+            adapter: None,
+            seed: 0,
+            config: "()".into(),
+            policy: "p".into(),
+        };
+        summarise(&spec, &[], provenance)
+    }
+
+    #[test]
+    fn only_a_stopped_run_says_it_is_partial() {
+        let mut r = empty();
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("partial").is_none() && json.get("episodes").is_none());
+        assert!(!r.table().contains("partial"));
+        r.mark_partial(3);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (&json["partial"], &json["episodes"]),
+            (&true.into(), &3.into())
+        );
+        assert!(
+            r.table()
+                .contains("  partial: stopped early, covers 3 of 4 episodes\n")
+        );
     }
 }

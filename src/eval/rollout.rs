@@ -2,11 +2,15 @@
 //! the next command of every live episode at once, and steps each episode in
 //! parallel (its test run goes to the sandbox pool) as soon as its command is
 //! ready — while the model is still decoding the others. Used by `coe eval`, data
-//! checks and RL rollouts alike.
+//! checks and RL rollouts alike. A caller that wants to see it move or stop it passes a
+//! `Watch`: a report after every round and a flag checked at every round boundary.
 use crate::config::EnvSection;
 use crate::task::Task;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
+use std::time::Instant;
 
+use super::progress::{RoundProgress, eta_s, rounds_left};
 use crate::env::episode::{Episode, EpisodeError, Runner, Source, StepOutcome};
 use crate::policy::{Policy, PolicyError, Proposal, Query};
 use crate::protocol::run::Limits;
@@ -64,6 +68,22 @@ struct Live<'r> {
     observation: String,
 }
 
+/// What a caller adds to a rollout besides its events; `Watch::default()` adds nothing.
+#[derive(Default)]
+pub struct Watch<'a> {
+    /// Called after every round.
+    pub on_round: Option<&'a mut dyn FnMut(&RoundProgress)>,
+    /// Once set, the rollout stops at the next round boundary (no new round, no new wave)
+    /// and returns the episodes finished so far; the live ones are dropped.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl Watch<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+}
+
 /// Runs `samples` episodes for every task; results come back in (task, sample) order.
 pub fn run_episodes(
     tasks: &[Task],
@@ -73,12 +93,41 @@ pub fn run_episodes(
     opts: &RolloutOptions,
     on_event: &mut dyn FnMut(EpisodeEvent),
 ) -> Result<Vec<EpisodeResult>, RolloutError> {
+    run_episodes_watched(
+        tasks,
+        samples,
+        policy,
+        runner,
+        opts,
+        on_event,
+        Watch::default(),
+    )
+}
+
+/// `run_episodes` with a report after every round and a cancel flag: when cancelled, the
+/// result holds only the finished episodes (fewer than `tasks.len() * samples`).
+pub fn run_episodes_watched(
+    tasks: &[Task],
+    samples: usize,
+    policy: &mut dyn Policy,
+    runner: &dyn Runner,
+    opts: &RolloutOptions,
+    on_event: &mut dyn FnMut(EpisodeEvent),
+    mut watch: Watch<'_>,
+) -> Result<Vec<EpisodeResult>, RolloutError> {
     let specs: Vec<(usize, usize)> = (0..tasks.len())
         .flat_map(|t| (0..samples).map(move |s| (t, s)))
         .collect();
+    let batch = opts.batch.max(1);
+    let waves = specs.len().div_ceil(batch);
+    let clock = Instant::now();
+    let mut rounds_done = 0u64;
     let mut results = Vec::with_capacity(specs.len());
-    for (wave_no, wave) in specs.chunks(opts.batch.max(1)).enumerate() {
-        let base = (wave_no * opts.batch.max(1)) as u64;
+    for (wave_no, wave) in specs.chunks(batch).enumerate() {
+        if watch.cancelled() {
+            break;
+        }
+        let base = (wave_no * batch) as u64;
         let started = parallel_map(wave, opts.threads, |i, &(t, s)| {
             start(&tasks[t], (t, s, base + i as u64), runner, opts)
         });
@@ -94,8 +143,11 @@ pub fn run_episodes(
                 Err(finished) => results.push(*finished),
             }
         }
-        while !live.is_empty() {
-            for mut l in round(tasks, std::mem::take(&mut live), policy, opts)? {
+        let mut turn = 0u32;
+        while !live.is_empty() && !watch.cancelled() {
+            let round_clock = Instant::now();
+            let (stepped, tokens) = round(tasks, std::mem::take(&mut live), policy, opts)?;
+            for mut l in stepped {
                 for e in l.ep.take_events() {
                     on_event(e);
                 }
@@ -106,6 +158,28 @@ pub fn run_episodes(
                     live.push(l);
                 }
             }
+            turn += 1;
+            rounds_done += 1;
+            if let Some(report) = watch.on_round.as_mut() {
+                let elapsed_s = clock.elapsed().as_secs_f64();
+                let max_turns = opts.env.max_turns;
+                let left = rounds_left(turn, max_turns, live.len(), wave_no + 1, waves);
+                report(&RoundProgress {
+                    turn,
+                    max_turns,
+                    wave: wave_no + 1,
+                    waves,
+                    live: live.len(),
+                    finished: results.len(),
+                    total: specs.len(),
+                    solved: results.iter().filter(|r| r.solved).count()
+                        + live.iter().filter(|l| l.result.solved).count(),
+                    tokens,
+                    round_s: round_clock.elapsed().as_secs_f64(),
+                    elapsed_s,
+                    eta_s: eta_s(elapsed_s, rounds_done, left),
+                });
+            }
         }
     }
     results.sort_by_key(|r| (r.task_index, r.sample));
@@ -115,13 +189,14 @@ pub fn run_episodes(
 /// One turn of every live episode. The policy hands proposals over as they are ready
 /// and `opts.threads` workers step those episodes (their tests run in the sandbox pool)
 /// while the policy goes on producing the rest; the turn's bookkeeping then happens in
-/// episode order, so the outcome does not depend on which finished first.
+/// episode order, so the outcome does not depend on which finished first. Also returns
+/// the number of token ids sampled for the round's commands.
 fn round<'r>(
     tasks: &[Task],
     live: Vec<Live<'r>>,
     policy: &mut dyn Policy,
     opts: &RolloutOptions,
-) -> Result<Vec<Live<'r>>, RolloutError> {
+) -> Result<(Vec<Live<'r>>, usize), RolloutError> {
     let n = live.len();
     let buffers: Vec<_> = live.iter().map(|l| l.ep.buffer().clone()).collect();
     let (mut episodes, books): (Vec<_>, Vec<_>) = live
@@ -187,6 +262,7 @@ fn round<'r>(
     if got != n {
         return Err(RolloutError::Count { got, want: n });
     }
+    let tokens = proposals.iter().flatten().map(|p| p.token_ids.len()).sum();
     let mut out = Vec::with_capacity(n);
     for (((result, observation), p), done) in books.into_iter().zip(proposals).zip(stepped) {
         let (Some(p), Some((ep, outcome))) = (p, done) else {
@@ -202,7 +278,7 @@ fn round<'r>(
         }
         out.push(l);
     }
-    Ok(out)
+    Ok((out, tokens))
 }
 
 /// An episode back from a worker, with its step's outcome (`None`: the step failed).

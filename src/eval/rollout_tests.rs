@@ -1,9 +1,11 @@
 //! Rollout rounds on a fake runner: episodes are stepped while the policy is still
 //! producing the round's other proposals, and the outcome does not depend on the order
-//! in which proposals arrive.
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! in which proposals arrive; a watch hears every round and its flag stops the rollout at
+//! the next round boundary.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::progress::RoundProgress;
 use super::rollout::*;
 use crate::config::EnvSection;
 use crate::env::episode::Runner;
@@ -58,6 +60,7 @@ fn command(q: &Query<'_>) -> Proposal {
             "### REPL 2 >>>    return x + {}",
             q.episode * 10 + q.history.len() as u64
         ),
+        token_ids: vec![7, 8],
         ..Proposal::default()
     }
 }
@@ -195,4 +198,66 @@ fn a_missing_proposal_is_an_error() {
         err.to_string(),
         "the policy returned 2 proposals for 3 episodes"
     );
+}
+
+/// (wave, turn, live, finished, tokens) of a round.
+type Round = (usize, u32, usize, usize, usize);
+
+/// Every round's numbers and the episodes returned, with `cancel` set after `stop_after`
+/// rounds.
+fn watched(stop_after: usize) -> (Vec<Round>, usize) {
+    let runner = Counting::default();
+    let cancel = AtomicBool::new(false);
+    let mut rounds = Vec::new();
+    let mut on_round = |p: &RoundProgress| {
+        assert_eq!((p.max_turns, p.waves, p.total, p.solved), (3, 2, 6, 0));
+        rounds.push((p.wave, p.turn, p.live, p.finished, p.tokens));
+        if rounds.len() == stop_after {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let watch = Watch {
+        on_round: Some(&mut on_round),
+        cancel: Some(&cancel),
+    };
+    let opts = RolloutOptions { batch: 4, ..opts() };
+    let results = run_episodes_watched(
+        &tasks(),
+        2,
+        &mut Scripted::default(),
+        &runner,
+        &opts,
+        &mut |_| {},
+        watch,
+    )
+    .unwrap();
+    (rounds, results.len())
+}
+
+#[test]
+fn every_round_is_reported() {
+    // Six episodes in waves of four then two, each running to the 3-turn cap; two token
+    // ids per command.
+    let (rounds, finished) = watched(usize::MAX);
+    assert_eq!(
+        rounds,
+        vec![
+            (1, 1, 4, 0, 8),
+            (1, 2, 4, 0, 8),
+            (1, 3, 0, 4, 8),
+            (2, 1, 2, 4, 4),
+            (2, 2, 2, 4, 4),
+            (2, 3, 0, 6, 4),
+        ]
+    );
+    assert_eq!(finished, 6);
+}
+
+#[test]
+fn a_cancel_stops_at_the_next_round_boundary_with_the_finished_episodes() {
+    // Mid-wave: the live episodes are dropped, nothing has finished.
+    assert_eq!(watched(2), (vec![(1, 1, 4, 0, 8), (1, 2, 4, 0, 8)], 0));
+    // At the end of the first wave: the second never starts.
+    let (rounds, finished) = watched(3);
+    assert_eq!((rounds.len(), finished), (3, 4));
 }

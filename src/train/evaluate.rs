@@ -1,13 +1,17 @@
 //! Held-out evaluation inside a training job: greedy Chain-of-Edits episodes on a task file,
 //! their events logged to the run, summarised as solve rate, mean return and invalid rate.
+//! After every round of episodes (an RL rollout's or an evaluation's) a `progress` log line
+//! goes to the run, so a long rollout shows signs of life before its step's metric.
 use super::error::{TrainError, TrainResult};
 use crate::config::Config;
-use crate::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
+use crate::eval::progress::RoundProgress;
+use crate::eval::rollout::{EpisodeResult, RolloutOptions, Watch, run_episodes_watched};
 use crate::model::sampling::SamplingParams;
 use crate::policy::ModelPolicy;
 use crate::protocol::EpisodeEvent;
 use crate::sandbox::SandboxPool;
 use crate::task::Task;
+use std::cell::RefCell;
 
 use super::run_dir::Emitter;
 
@@ -48,8 +52,11 @@ pub fn summarise(results: &[EpisodeResult]) -> EvalSummary {
 /// across a run's many rollouts and evaluations.
 pub const EPISODE_STRIDE: u64 = 1_000_000;
 
-/// Runs one episode per task with `sampling`, logging every event with episode ids offset by
-/// `batch_no · EPISODE_STRIDE`.
+/// The log level of the per-round lines (`cli::train` rewrites them in place).
+pub const PROGRESS_LEVEL: &str = "progress";
+
+/// Runs `samples` episodes per task, logging every event with episode ids offset by
+/// `batch_no · EPISODE_STRIDE`, and a progress line `<phase>: <round>` after every round.
 pub fn run_logged(
     tasks: &[Task],
     samples: usize,
@@ -57,7 +64,7 @@ pub fn run_logged(
     pool: &SandboxPool,
     cfg: &Config,
     emit: &mut Emitter,
-    batch_no: u64,
+    (phase, batch_no): (&str, u64),
 ) -> TrainResult<Vec<EpisodeResult>> {
     policy.loaded_mut().model.set_training(false);
     let opts = RolloutOptions {
@@ -68,15 +75,27 @@ pub fn run_logged(
         job: emit.job(),
     };
     let base = batch_no * EPISODE_STRIDE;
-    let mut write_error = None;
+    // Both callbacks write to the run; they are never called at the same time.
+    let emit = RefCell::new(emit);
+    let write_error = RefCell::new(None);
     let mut on_event = |e: EpisodeEvent| {
         let e = e.with_episode_offset(base);
-        if let Err(err) = emit.episode(e) {
-            write_error.get_or_insert(err);
+        if let Err(err) = emit.borrow_mut().episode(e) {
+            write_error.borrow_mut().get_or_insert(err);
         }
     };
-    let results = run_episodes(tasks, samples, policy, pool, &opts, &mut on_event)?;
-    if let Some(err) = write_error {
+    let mut on_round = |p: &RoundProgress| {
+        let line = format!("{phase}: {}", p.line());
+        if let Err(err) = emit.borrow_mut().log(PROGRESS_LEVEL, line) {
+            write_error.borrow_mut().get_or_insert(err);
+        }
+    };
+    let watch = Watch {
+        on_round: Some(&mut on_round),
+        cancel: None,
+    };
+    let results = run_episodes_watched(tasks, samples, policy, pool, &opts, &mut on_event, watch)?;
+    if let Some(err) = write_error.into_inner() {
         return Err(TrainError::Invalid(format!("cannot write events: {err}")));
     }
     Ok(results)
@@ -93,7 +112,7 @@ pub fn evaluate(
 ) -> TrainResult<EvalSummary> {
     let previous = policy.config().sampling.clone();
     policy.set_sampling(SamplingParams::greedy())?;
-    let results = run_logged(tasks, 1, policy, pool, cfg, emit, batch_no);
+    let results = run_logged(tasks, 1, policy, pool, cfg, emit, ("eval", batch_no));
     policy.set_sampling(previous)?;
     Ok(summarise(&results?))
 }

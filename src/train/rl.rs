@@ -87,7 +87,7 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
             env.pool,
             cfg,
             env.emit,
-            2 * step + 1,
+            ("rollout", 2 * step + 1),
         )?;
         let rollout = summarise(&results);
         let samples = turn_samples(

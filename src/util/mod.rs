@@ -1,10 +1,12 @@
-//! Small helpers below every layer: atomic file writes, an order-keeping parallel map, and
+//! Small helpers below every layer: atomic file writes, an order-keeping parallel map,
 //! locating the checkout's shipped files, order statistics and a machine description for
-//! benchmarks.
+//! benchmarks, the progress line of long commands and Ctrl-C as a flag.
 pub mod checkout;
 pub mod fs;
+pub mod interrupt;
 pub mod machine;
 pub mod parallel;
+pub mod progress;
 pub mod stats;
 
 pub use checkout::find_in_checkout;

@@ -11,6 +11,7 @@ mod data_corrupt;
 mod datasets;
 mod dsl_fuzz;
 mod dsl_golden;
+mod eval_progress;
 mod fuzz_inputs;
 mod layers;
 mod shipped_configs;
