@@ -181,6 +181,10 @@ pub fn run_episodes_watched(
                 });
             }
         }
+        // Episodes dropped by a cancel end here too: the policy may free what it kept.
+        for l in &live {
+            policy.end_episode(l.result.episode);
+        }
     }
     results.sort_by_key(|r| (r.task_index, r.sample));
     Ok(results)
