@@ -269,6 +269,32 @@ pub fn generate_each_cached<R: RngCore>(
     Ok(())
 }
 
+/// The keys and values of `ids` alone (batch of one): a prefix many prompts share, computed
+/// once and handed to [`generate_each_cached`] for each of them.
+pub fn prefix_kv(model: &Llama, ids: &[u32]) -> Result<SeqKv, GenerateError> {
+    let vocab = model.config().vocab_size;
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(GenerateError::TokenOutOfRange {
+            index: 0,
+            id,
+            vocab,
+        });
+    }
+    let _guard = tch::no_grad_guard();
+    let mode = Mode {
+        lora: model.lora_enabled() && !model.lora_merged(),
+        train: false,
+    };
+    let n = ids.len() as i64;
+    let mut cache = KvCache::new(model.config(), 1, ids.len(), model.kind(), model.device());
+    let device = model.device();
+    let input: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    let input = Tensor::from_slice(&input).to_device(device).view([1, n]);
+    let positions = Tensor::arange(n, (Kind::Int64, device)).view([1, n]);
+    let _hidden = model.run(&input, &positions, None, Some(&mut cache), mode)?;
+    Ok(cache.row_seq(0, ids.to_vec())?)
+}
+
 /// Runs the part of each prompt after its cached prefix (`starts[r]` tokens) through the
 /// model, in one chunk appended after the longest prefix: row r's tokens are its first
 /// columns there (right-padded), at positions `starts[r]..`. Returns the logits of each

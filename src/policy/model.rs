@@ -21,7 +21,9 @@
 //! dropped whenever the weights may change (`loaded_mut`), an episode's entry is freed when
 //! it ends ([`Policy::end_episode`]), and the whole cache keeps within
 //! `kv_cache_bytes`, evicting the least recently used episodes (they are rebuilt on
-//! demand). Replies are the same with the cache on or off (tested).
+//! demand). Replies are the same with the cache on or off (tested). Prompts with no cached
+//! episode (first turns) share their start — the template's system prompt and the DSL
+//! instructions: that common prefix is prefilled once and reused for each of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use super::conversation::{PromptIds, prompt_ids};
 use super::interface::{Policy, PolicyError, Query};
 use crate::model::generate::{
-    FinishReason, GenParams, GenerateError, Generated, generate_each_cached,
+    FinishReason, GenParams, GenerateError, Generated, generate_each_cached, prefix_kv,
 };
 use crate::model::kv_cache::SeqKv;
 use crate::model::llama::Llama;
@@ -135,6 +137,26 @@ struct EpisodeKv {
     clock: u64,
     /// Prompt tokens whose keys and values came from the cache instead of a prefill.
     reused_tokens: u64,
+    /// The last prefix shared by first-turn prompts (the system prompt and instructions).
+    shared: Option<SeqKv>,
+}
+
+/// Shorter common starts are not worth a separate prefill.
+const MIN_SHARED_PREFIX: usize = 32;
+
+/// The longest common start of `prompts`, cut one short of the shortest (a prompt must keep
+/// a token to prefill).
+fn common_prefix<'a>(prompts: impl IntoIterator<Item = &'a [u32]>) -> &'a [u32] {
+    let mut it = prompts.into_iter();
+    let Some(first) = it.next() else {
+        return &[];
+    };
+    let mut n = first.len().saturating_sub(1);
+    for p in it {
+        n = n.min(p.len().saturating_sub(1));
+        n = first[..n].iter().zip(p).take_while(|(a, b)| a == b).count();
+    }
+    &first[..n]
 }
 
 /// What the cross-turn cache holds and has saved.
@@ -183,6 +205,30 @@ impl EpisodeKv {
     fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
+        self.shared = None;
+    }
+
+    /// A prefix the prompts of `rows` (those without an episode entry) all extend: the one
+    /// kept from before if it fits, else their common start, prefilled now. `None` when
+    /// fewer than two rows need one or they share too little.
+    fn shared_for(
+        &mut self,
+        model: &Llama,
+        rows: &[&[u32]],
+    ) -> Result<Option<&SeqKv>, GenerateError> {
+        if rows.len() < 2 {
+            return Ok(None);
+        }
+        let fits = |s: &SeqKv| rows.iter().all(|p| s.extends_to(p));
+        if !self.shared.as_ref().is_some_and(fits) {
+            let common = common_prefix(rows.iter().copied());
+            self.shared = if common.len() >= MIN_SHARED_PREFIX {
+                Some(prefix_kv(model, common)?)
+            } else {
+                None
+            };
+        }
+        Ok(self.shared.as_ref())
     }
 }
 
@@ -382,8 +428,22 @@ impl Sampler<'_> {
             }
             let chunk = prompts.get(start..end).unwrap_or_default();
             let ids = episodes.and_then(|e| e.get(start..end)).unwrap_or_default();
+            // Rows without an episode entry start from the prefix they share, if any.
+            let fresh: Vec<&[u32]> = chunk
+                .iter()
+                .zip(ids)
+                .filter(|(_, e)| !caching || self.kv.get(**e).is_none())
+                .map(|(p, _)| p.as_slice())
+                .collect();
+            let shared = if caching {
+                self.kv.shared_for(model, &fresh)?.map(|s| s.len())
+            } else {
+                None
+            };
             let prefixes: Vec<Option<&SeqKv>> = if caching {
-                ids.iter().map(|&e| self.kv.get(e)).collect()
+                ids.iter()
+                    .map(|&e| self.kv.get(e).or(shared.and(self.kv.shared.as_ref())))
+                    .collect()
             } else {
                 Vec::new()
             };
