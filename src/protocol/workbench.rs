@@ -118,6 +118,15 @@ pub struct ProposeRequest {
     pub n: usize,
 }
 
+/// What the model worker is asked: it serves only the newest queued request, so a
+/// `Cancel` behind older ones means "answer none of them" (the task they were for has
+/// left the screen: another task was opened, or step mode was left).
+#[derive(Debug, Clone)]
+pub enum ModelRequest {
+    Propose(ProposeRequest),
+    Cancel,
+}
+
 #[derive(Debug, Clone)]
 pub enum ModelReply {
     Loading {

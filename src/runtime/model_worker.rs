@@ -2,12 +2,14 @@
 //! background (the UI opens at once and says "loading"), then owns it — the
 //! VarStore and tensors never leave this thread — and answers proposal
 //! requests with sampled replies. When several requests queued up while it was
-//! busy, only the newest is answered: the others are about states already gone.
+//! busy, only the newest is answered: the others are about states already gone;
+//! a newest `Cancel` answers none. It is spawned only when step mode is first
+//! opened, so a workbench that only follows runs never loads a model.
 use crate::config::Config;
 use crate::env::buffer::Buffer;
 use crate::model::loader::load_for_inference;
 use crate::policy::{ModelPolicy, ModelPolicyConfig, Policy, Query};
-use crate::protocol::workbench::{ModelReply, ProposeRequest};
+use crate::protocol::workbench::{ModelReply, ModelRequest};
 use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -15,7 +17,7 @@ use std::time::Instant;
 /// Starts loading `cfg.model` and serving requests; exits when the channel closes.
 pub fn spawn<M: From<ModelReply> + Send + 'static>(
     cfg: Config,
-    rx: Receiver<ProposeRequest>,
+    rx: Receiver<ModelRequest>,
     tx: Sender<M>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -25,7 +27,7 @@ pub fn spawn<M: From<ModelReply> + Send + 'static>(
 
 fn run<M: From<ModelReply> + Send + 'static>(
     cfg: &Config,
-    rx: &Receiver<ProposeRequest>,
+    rx: &Receiver<ModelRequest>,
     tx: &Sender<M>,
 ) {
     let send = |r: ModelReply| tx.send(M::from(r)).is_ok();
@@ -59,10 +61,13 @@ fn run<M: From<ModelReply> + Send + 'static>(
     }) {
         return;
     }
-    while let Ok(mut req) = rx.recv() {
+    while let Ok(mut newest) = rx.recv() {
         while let Ok(newer) = rx.try_recv() {
-            req = newer;
+            newest = newer;
         }
+        let ModelRequest::Propose(req) = newest else {
+            continue;
+        };
         let t = Instant::now();
         let buffer = Buffer::from_code(&req.code);
         let query = Query {

@@ -1,15 +1,17 @@
 //! Starting and stopping the workbench: resolve the config, keymap, theme and
-//! tasks; build the state; start the worker threads (the model loads in the
-//! background so the UI opens at once); own the terminal with a guard and a
-//! panic hook that restore it before anything is printed; run the loop.
+//! tasks; build the state; start following a run; own the terminal with a guard
+//! and a panic hook that restore it before anything is printed; run the loop.
+//!
+//! Step mode's workers (sandbox pool, model) start only when step mode is first
+//! shown — at once when the workbench opens in it, never while it only follows a
+//! run — and the model then loads in the background so the UI stays usable.
 //!
 //! Shutdown follows DESIGN §6: stop admitting work (close the request
 //! channels), let the environment worker drop its sandbox pool (killing its
 //! Python children), restore the terminal, then report. A job started from the
 //! workbench keeps running; its pid and log are printed.
 use crate::config::{Config, DEFAULT_RON};
-use crate::runtime::{env_worker, model_worker};
-use crate::tui::effects::{EffectRunner, INPUT_CAP, REQUEST_CAP};
+use crate::tui::effects::{EffectRunner, INPUT_CAP};
 use crate::tui::event_loop::EventLoop;
 use crate::tui::keymap::Keymap;
 use crate::tui::msg::Msg;
@@ -86,6 +88,7 @@ pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
     let theme = Theme::load(&config.ui.theme, ColorMode::detect())?;
     let mut state = AppState::new(keymap, theme, path, &text);
     state.device = config.model.device.clone();
+    state.step.model_spec = (!opts.no_model).then(|| config.model.path.clone());
     if parsed.is_err() {
         state.mode = Mode::Config;
         state.log(
@@ -168,32 +171,16 @@ fn spawn_input(
         })
 }
 
-/// Starts the workers a prepared state needs.
-pub fn start_workers(
-    startup: &mut Startup,
-    rt: &mut EffectRunner,
-    with_model: bool,
-) -> anyhow::Result<()> {
-    let (env_tx, env_rx) = bounded(REQUEST_CAP);
-    let handle = env_worker::spawn(
-        startup.config.sandbox.clone(),
-        startup.config.env.clone(),
-        env_rx,
-        rt.worker_tx.clone(),
-    )?;
-    rt.env_tx = Some(env_tx);
-    rt.env_handle = Some(handle);
-    if with_model {
-        let (model_tx, model_rx) = bounded(REQUEST_CAP);
-        model_worker::spawn(startup.config.clone(), model_rx, rt.worker_tx.clone())?;
-        rt.model_tx = Some(model_tx);
-    }
+/// Starts what a prepared state needs now: the tail reader of a followed run, and
+/// step mode's workers only if the workbench opens in step mode.
+pub fn start_workers(startup: &mut Startup, rt: &mut EffectRunner) -> anyhow::Result<()> {
+    rt.step_config = Some(startup.config.clone());
     if let Some(dir) = startup.state.monitor.dir.clone() {
         rt.follow(&dir).map_err(anyhow::Error::msg)?;
     }
     let mut fx = Vec::new();
-    if !startup.state.step.tasks.is_empty() {
-        step::open_task(&mut startup.state, 0, &mut fx);
+    if startup.state.mode == Mode::Step {
+        step::on_enter(&mut startup.state, &mut fx);
     }
     for e in fx {
         rt.perform(&mut startup.state, e);
@@ -209,7 +196,7 @@ pub fn start_workers(
 pub fn run(opts: TuiOptions) -> anyhow::Result<ExitCode> {
     let mut startup = prepare(&opts)?;
     let mut rt = EffectRunner::new();
-    start_workers(&mut startup, &mut rt, !opts.no_model)?;
+    start_workers(&mut startup, &mut rt)?;
     let max_fps = startup.config.ui.max_fps;
     let mut state = startup.state;
 

@@ -9,6 +9,11 @@
 //! ingested per second and how far behind the writer the UI ended, key
 //! latency, and resident memory before, half-way and after (bounded by the
 //! ring buffers: the newest 256 episodes, 4,096 points per plot line).
+//!
+//! And what following costs the machine the run is on: the workbench's CPU
+//! time per second of wall time (`getrusage`, % of one core) while it follows
+//! the 1,000 events/s (the writer thread's own CPU time subtracted), then for
+//! `IDLE_SECONDS` more with no events arriving.
 use crate::config::DEFAULT_RON;
 use crate::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
 use crate::tui::effects::EffectRunner;
@@ -30,6 +35,18 @@ use std::time::{Duration, Instant};
 
 const RATE: u64 = 1000;
 const SECONDS: u64 = 10;
+const IDLE_SECONDS: u64 = 5;
+
+/// CPU time (user + system) of this process (`RUSAGE_SELF`) or thread (`RUSAGE_THREAD`), in seconds.
+fn cpu_s(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -144,7 +161,11 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
 
     let total = RATE * SECONDS;
     let writer_path = path.clone();
-    let writer = std::thread::spawn(move || -> std::io::Result<f64> {
+    let cpu_start = cpu_s(libc::RUSAGE_SELF);
+    let wall_start = Instant::now();
+    // Returns (seconds taken, the writer thread's own CPU seconds).
+    let writer = std::thread::spawn(move || -> std::io::Result<(f64, f64)> {
+        let cpu0 = cpu_s(libc::RUSAGE_THREAD);
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&writer_path)?;
@@ -164,7 +185,10 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
                 std::thread::sleep(wait);
             }
         }
-        Ok(start.elapsed().as_secs_f64())
+        Ok((
+            start.elapsed().as_secs_f64(),
+            cpu_s(libc::RUSAGE_THREAD) - cpu0,
+        ))
     });
 
     let start = Instant::now();
@@ -173,6 +197,8 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
     let mut next_key = start;
     let mut writer_done_at: Option<Instant> = None;
     let mut rss_peak = rss_before;
+    // Reading /proc costs the UI thread CPU that the workbench does not spend: sample 10 times a second.
+    let mut next_rss = start;
     // RSS once half the events are in: with the rings full by then, the second half should add little.
     let mut rss_half: Option<u64> = None;
     let expected = total + 1;
@@ -199,17 +225,32 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
         if writer_done_at.is_none() && writer.is_finished() {
             writer_done_at = Some(Instant::now());
         }
-        let rss = rss_kib();
-        rss_peak = rss_peak.max(rss);
-        if rss_half.is_none() && state.monitor.run.events >= expected / 2 {
-            rss_half = Some(rss);
+        let half = rss_half.is_none() && state.monitor.run.events >= expected / 2;
+        if half || Instant::now() >= next_rss {
+            next_rss = Instant::now() + Duration::from_millis(100);
+            let rss = rss_kib();
+            rss_peak = rss_peak.max(rss);
+            if half {
+                rss_half = Some(rss);
+            }
         }
     }
     let ingest_s = start.elapsed().as_secs_f64();
     let lag_s = writer_done_at.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let write_s = writer
+    let (write_s, writer_cpu_s) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+    let cpu_following = 100.0 * (cpu_s(libc::RUSAGE_SELF) - cpu_start - writer_cpu_s)
+        / wall_start.elapsed().as_secs_f64();
+
+    // Idle: the same loop and tail reader, nothing arriving.
+    let idle_cpu_start = cpu_s(libc::RUSAGE_SELF);
+    let idle_start = Instant::now();
+    while idle_start.elapsed() < Duration::from_secs(IDLE_SECONDS) {
+        lp.turn(&mut terminal, &mut state, &mut rt)?;
+    }
+    let cpu_idle =
+        100.0 * (cpu_s(libc::RUSAGE_SELF) - idle_cpu_start) / idle_start.elapsed().as_secs_f64();
     // The last frame, so every event is on screen.
     state.dirty = true;
     lp.maybe_draw(&mut terminal, &mut state)?;
@@ -226,7 +267,8 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
     eprintln!(
         "bench tui: {events} events in {ingest_s:.1} s ({:.0}/s, writer {write_s:.1} s, UI done {lag_s:.2} s after it); \
          frame median {frame_med:.2} ms p99 {frame_p99:.2} ms over {frames} frames; key latency median {key_med:.1} ms p99 {key_p99:.1} ms; \
-         RSS {rss_before} → {} (half-way) → {rss_after} KiB (peak {rss_peak})",
+         RSS {rss_before} → {} (half-way) → {rss_after} KiB (peak {rss_peak}); \
+         CPU {cpu_following:.2} % of a core following, {cpu_idle:.2} % idle",
         events as f64 / ingest_s,
         rss_half.unwrap_or(0)
     );
@@ -252,6 +294,9 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
         "rss_half_kib": rss_half.unwrap_or(0),
         "rss_after_kib": rss_after,
         "rss_peak_kib": rss_peak,
+        "cpu_percent_following": cpu_following,
+        "cpu_percent_idle": cpu_idle,
+        "idle_s": IDLE_SECONDS,
     }))
 }
 

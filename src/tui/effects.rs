@@ -1,10 +1,17 @@
 //! The runtime side of the event loop: the channels to the worker threads and
-//! the effects `update` asks for (sending requests, following a run, saving the
-//! config, starting and cancelling a job, loading data files). Effects that
-//! finish at once are answered with a message fed straight back to `update`.
+//! the effects `update` asks for (starting step mode's workers, sending requests,
+//! following a run, saving the config, starting and cancelling a job, loading
+//! data files). Effects that finish at once are answered with a message fed
+//! straight back to `update`.
+//!
+//! Step mode's workers (sandbox pool, model) are started only when `update` asks,
+//! the first time step mode is shown: a workbench that only follows a run must not
+//! take CPU, memory or a GPU from the run it watches.
+use crate::config::Config;
 use crate::runtime::follow::Follower;
 use crate::runtime::launcher::Job;
-use crate::tui::msg::{DataMsg, Effect, EnvRequest, JobMsg, Msg, ProposeRequest};
+use crate::runtime::{env_worker, model_worker};
+use crate::tui::msg::{DataMsg, Effect, EnvRequest, JobMsg, ModelRequest, Msg};
 use crate::tui::state::{AppState, Level};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::path::Path;
@@ -19,7 +26,9 @@ pub struct EffectRunner {
     pub env_tx: Option<Sender<EnvRequest>>,
     /// The environment worker, joined on shutdown so its sandbox pool is dropped.
     pub env_handle: Option<std::thread::JoinHandle<()>>,
-    pub model_tx: Option<Sender<ProposeRequest>>,
+    pub model_tx: Option<Sender<ModelRequest>>,
+    /// What step mode's workers start with; `None` (benchmarks, tests): they cannot start.
+    pub step_config: Option<Config>,
     /// Replies from workers, jobs and loaders.
     pub worker_tx: Sender<Msg>,
     pub worker_rx: Receiver<Msg>,
@@ -43,6 +52,7 @@ impl EffectRunner {
             env_tx: None,
             env_handle: None,
             model_tx: None,
+            step_config: None,
             worker_tx,
             worker_rx,
             follow_tx,
@@ -60,6 +70,34 @@ impl EffectRunner {
         let f = Follower::start(dir, self.follow_tx.clone())
             .map_err(|e| format!("cannot start following {}: {e}", dir.display()))?;
         self.follower = Some(f);
+        Ok(())
+    }
+
+    /// Starts the environment worker and, with `model`, the model worker (which
+    /// loads in the background and says so); at most once.
+    pub fn start_step_workers(&mut self, model: bool) -> Result<(), String> {
+        if self.env_tx.is_some() {
+            return Ok(());
+        }
+        let Some(cfg) = self.step_config.clone() else {
+            return Err("step mode's workers have no config to start with".into());
+        };
+        let (env_tx, env_rx) = bounded(REQUEST_CAP);
+        let handle = env_worker::spawn(
+            cfg.sandbox.clone(),
+            cfg.env.clone(),
+            env_rx,
+            self.worker_tx.clone(),
+        )
+        .map_err(|e| format!("cannot start the environment worker: {e}"))?;
+        self.env_tx = Some(env_tx);
+        self.env_handle = Some(handle);
+        if model {
+            let (model_tx, model_rx) = bounded(REQUEST_CAP);
+            model_worker::spawn(cfg, model_rx, self.worker_tx.clone())
+                .map_err(|e| format!("cannot start the model worker: {e}"))?;
+            self.model_tx = Some(model_tx);
+        }
         Ok(())
     }
 
@@ -93,8 +131,23 @@ impl EffectRunner {
                 send_request(state, self.env_tx.as_ref(), req, "environment");
                 None
             }
+            Effect::StartStepWorkers { model } => {
+                if let Err(e) = self.start_step_workers(model) {
+                    state.log(Level::Error, e);
+                }
+                None
+            }
             Effect::Model(req) => {
+                let req = ModelRequest::Propose(req);
                 send_request(state, self.model_tx.as_ref(), req, "model");
+                None
+            }
+            Effect::CancelProposals => {
+                // Best effort: with the queue full the newest request is still answered,
+                // which costs one generation, not correctness.
+                if let Some(tx) = &self.model_tx {
+                    let _ = tx.try_send(ModelRequest::Cancel);
+                }
                 None
             }
             Effect::Follow(dir) => {

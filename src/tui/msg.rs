@@ -3,7 +3,7 @@
 //! of its effect runner (`Effect`). Only these two know about the terminal.
 pub use crate::protocol::workbench::{
     DataMsg, DataRecord, EnvReply, EnvRequest, EnvSnapshot, FollowMsg, JobMsg, ModelReply,
-    ProposeRequest,
+    ModelRequest, ProposeRequest,
 };
 use crossterm::event::KeyEvent;
 use std::path::PathBuf;
@@ -29,8 +29,15 @@ pub enum Msg {
 /// Work the UI asks the runtime to do (update stays free of I/O).
 #[derive(Debug, Clone)]
 pub enum Effect {
+    /// Start step mode's workers: the environment worker (sandbox pool) and, with
+    /// `model`, the model worker. Asked for once, the first time step mode is shown.
+    StartStepWorkers {
+        model: bool,
+    },
     Env(EnvRequest),
     Model(ProposeRequest),
+    /// Drop the proposal requests still queued (their task is no longer on screen).
+    CancelProposals,
     /// Follow `dir/events.jsonl` (replacing any run followed before).
     Follow(PathBuf),
     SaveConfig {

@@ -8,4 +8,5 @@ mod tui_e2e;
 mod tui_follow;
 mod tui_keymap;
 mod tui_snapshots;
+mod tui_step_workers;
 mod tui_update;

@@ -3,8 +3,14 @@
 //! code and tests panes change, opens the help popup, quits, and checks the
 //! terminal was given back (alternate screen left, shell output visible). A second
 //! test follows a training run in the workbench, kills the workbench with SIGKILL and
-//! checks the run finishes untouched. Skipped, with a notice, when tmux is not installed.
+//! checks the run finishes untouched. A third follows a live run for 10 s with a loadable
+//! model configured and checks, in the process table, that no model worker thread and no
+//! sandbox process exist until step mode is opened, and that both do then. Skipped, with
+//! a notice, when tmux is not installed.
+use std::io::Write;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 struct Tmux {
@@ -198,4 +204,146 @@ fn killing_the_workbench_while_it_follows_a_run_leaves_the_run_unaffected() {
         d.join("runs/follow/adapter/adapter_model.safetensors")
             .is_file()
     );
+}
+
+/// The names of `pid`'s threads (`coe-model`, `coe-env`, …).
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every live descendant of `pid`: (pid, command line), from /proc's parent links.
+fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut parent = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name sits in parentheses and may hold spaces; the ppid follows it.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|x| x.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent.insert(p, ppid);
+        }
+    }
+    let mut found = Vec::new();
+    for &p in parent.keys() {
+        let mut cur = p;
+        for _ in 0..64 {
+            match parent.get(&cur) {
+                Some(&pp) if pp == pid => {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    found.push((p, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+                    break;
+                }
+                Some(&pp) => cur = pp,
+                None => break,
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn following_a_run_loads_no_model_and_starts_no_sandbox_until_step_mode_is_opened() {
+    if !crate::support::prereq::require("tmux", crate::support::prereq::have_tmux()) {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_coe");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A model that loads in well under a second, so a load would not go unnoticed.
+    std::fs::copy(
+        format!("{root}/tests/fixtures/gguf/tiny_llama.gguf"),
+        d.join("tiny.gguf"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("watch.ron"),
+        r#"(name: "watch", seed: 1, model: (path: "tiny.gguf", threads: 1))"#,
+    )
+    .unwrap();
+    let run = d.join("runs/smoke-rl");
+    std::fs::create_dir_all(&run).unwrap();
+    let mut text = String::new();
+    for e in crate::tui_support::run_events() {
+        text.push_str(&e.to_json_line());
+        text.push('\n');
+    }
+    std::fs::write(run.join("events.jsonl"), text).unwrap();
+    // The run goes on: a train metric every 100 ms while the workbench watches.
+    let stop = Arc::new(AtomicBool::new(false));
+    let appender = {
+        let (stop, path) = (stop.clone(), run.join("events.jsonl"));
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            let mut step = 21;
+            while !stop.load(Ordering::Relaxed) {
+                let line = crate::tui_support::metric(step, "train").to_json_line();
+                writeln!(f, "{line}").unwrap();
+                step += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    let cmd = format!(
+        "cd {} && exec {bin} tui --config watch.ron --tasks {root}/tests/fixtures/tasks_small.jsonl --follow runs/smoke-rl",
+        d.display()
+    );
+    let tmux = Tmux::start(format!("coe-e2e-idle-{}", std::process::id()), &cmd);
+    tmux.wait_for(&["job smoke-rl rl (running)"]);
+    let pid = tmux.run(&["display-message", "-p", "-t", "e2e", "#{pane_pid}"]);
+    let pid: u32 = pid.trim().parse().expect("the workbench's pid");
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(10) {
+        let threads = thread_names(pid);
+        assert!(
+            !threads.iter().any(|t| t == "coe-model" || t == "coe-env"),
+            "a step-mode worker runs while only following: {threads:?}"
+        );
+        let children = descendants(pid);
+        assert!(
+            children.is_empty(),
+            "the workbench started processes while only following: {children:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let s = tmux.screen();
+    assert!(s.contains("job smoke-rl rl (running)"), "{s}");
+    for word in ["loading model", "tiny.gguf", "proposal(s)", "sandbox ready"] {
+        assert!(
+            !s.contains(word),
+            "{word:?} on screen while only following:\n{s}"
+        );
+    }
+
+    // Step mode: now the model loads (in the background, said in the status bar) and the sandbox starts.
+    tmux.keys(&["2"]);
+    tmux.wait_for(&["│ model tiny.gguf │", " workers, ", "code · gcd (1/3)"]);
+    let threads = thread_names(pid);
+    assert!(
+        threads.iter().any(|t| t == "coe-model") && threads.iter().any(|t| t == "coe-env"),
+        "{threads:?}"
+    );
+    let children = descendants(pid);
+    assert!(
+        children.iter().any(|(_, c)| c.contains("python")),
+        "no sandbox worker after opening step mode: {children:?}"
+    );
+    tmux.keys(&["q"]);
+    stop.store(true, Ordering::Relaxed);
+    appender.join().unwrap();
 }

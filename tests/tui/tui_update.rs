@@ -3,25 +3,10 @@
 
 use crate::tui_support::*;
 use coe::policy::Proposal;
-use coe::tui::msg::{Effect, EnvReply, EnvRequest, EnvSnapshot, ModelReply, Msg};
+use coe::tui::msg::{Effect, EnvReply, EnvRequest, ModelReply, Msg};
 use coe::tui::state::run_view::PlotKind;
 use coe::tui::state::{Mode, ModelStatus, Popup};
 use coe::tui::update::update;
-
-fn snapshot(task: &str, state: &str, turn: u32) -> Box<EnvSnapshot> {
-    Box::new(EnvSnapshot {
-        task_id: task.into(),
-        state: state.into(),
-        observation: format!("obs {turn}"),
-        tests: vec!["assert gcd(35, 21) == 7".into()],
-        report: None,
-        turn,
-        done: false,
-        solved: state.ends_with("All tests passed."),
-        ret: 0.0,
-        code: String::new(),
-    })
-}
 
 #[test]
 fn following_shows_the_newest_turn_and_scrubbing_stops_following() {

@@ -82,7 +82,7 @@ pub struct MonitorState {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelStatus {
-    /// Not requested (e.g. `--no-model`).
+    /// Not loaded: `--no-model`, or step mode not shown yet.
     Off,
     Loading(String),
     Ready {
@@ -111,6 +111,10 @@ pub struct StepState {
     /// What the environment worker is doing, when busy.
     pub busy: Option<String>,
     pub sandbox: Option<String>,
+    /// The model to load when step mode is first shown; `None`: `--no-model`.
+    pub model_spec: Option<String>,
+    /// Whether step mode's workers were asked to start (once, on first showing step mode).
+    pub workers_started: bool,
     pub model: ModelStatus,
     /// Distinct proposals, best first, with how many samples gave each.
     pub proposals: Vec<(Proposal, usize)>,
@@ -137,6 +141,8 @@ impl Default for StepState {
             pending_reply: None,
             busy: None,
             sandbox: None,
+            model_spec: None,
+            workers_started: false,
             model: ModelStatus::Off,
             proposals: Vec::new(),
             selected: 0,

@@ -119,7 +119,14 @@ fn handle_global(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> 
 }
 
 pub fn switch_mode(state: &mut AppState, mode: Mode, fx: &mut Vec<Effect>) {
+    let from = state.mode;
     state.mode = mode;
+    if from == Mode::Step && mode != Mode::Step {
+        step::on_leave(state, fx);
+    }
+    if mode == Mode::Step && from != Mode::Step {
+        step::on_enter(state, fx);
+    }
     if mode == Mode::Data {
         data::on_enter(state, fx);
     }

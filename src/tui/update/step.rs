@@ -2,12 +2,47 @@
 //! the tests. The environment and the model run on their own threads; this
 //! module only sends requests and applies replies tagged with the open episode,
 //! dropping any for an episode or turn that is no longer current.
+//!
+//! Step mode costs nothing until it is shown: its workers start on first entry
+//! (`on_enter`), and proposals are sampled only for the task on screen while step
+//! mode is shown — leaving it, or opening another task, cancels the queued ones.
 use crate::policy::Proposal;
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, EnvReply, EnvRequest, EnvSnapshot, ModelReply, ProposeRequest};
 use crate::tui::state::editor::{Edit, LineInput};
-use crate::tui::state::{AppState, Level, ModelStatus, Popup};
+use crate::tui::state::{AppState, Level, Mode, ModelStatus, Popup};
 use crossterm::event::{KeyCode, KeyEvent};
+
+/// Step mode is shown: start its workers the first time (the model loads in the
+/// background), open the first task if none is open, or ask again for the
+/// proposals that leaving step mode cancelled.
+pub fn on_enter(state: &mut AppState, fx: &mut Vec<Effect>) {
+    let s = &mut state.step;
+    if !s.workers_started {
+        s.workers_started = true;
+        if let Some(spec) = &s.model_spec {
+            s.model = ModelStatus::Loading(spec.clone());
+        }
+        fx.push(Effect::StartStepWorkers {
+            model: s.model_spec.is_some(),
+        });
+    }
+    if s.episode == 0 {
+        if !s.tasks.is_empty() {
+            open_task(state, 0, fx);
+        }
+    } else if !s.proposing && s.proposals.is_empty() {
+        request_proposals(state, fx);
+    }
+}
+
+/// Step mode is hidden: nobody is looking at proposals, so stop asking for them.
+pub fn on_leave(state: &mut AppState, fx: &mut Vec<Effect>) {
+    if state.step.proposing {
+        state.step.proposing = false;
+        fx.push(Effect::CancelProposals);
+    }
+}
 
 /// Opens task `index` (clamped) as a fresh episode.
 pub fn open_task(state: &mut AppState, index: usize, fx: &mut Vec<Effect>) {
@@ -20,6 +55,9 @@ pub fn open_task(state: &mut AppState, index: usize, fx: &mut Vec<Effect>) {
         state.log(Level::Warn, "no tasks to open");
         return;
     };
+    if s.proposing {
+        fx.push(Effect::CancelProposals);
+    }
     s.task_index = index.min(s.tasks.len() - 1);
     s.episode = s.next_episode;
     s.next_episode += 1;
@@ -146,8 +184,12 @@ pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
     }
 }
 
-/// Asks the model for the next command, when it is loaded and the episode is live.
+/// Asks the model for the next command, when it is loaded, the episode is live
+/// and step mode is on screen (sampling for a hidden task only takes CPU from a run).
 pub fn request_proposals(state: &mut AppState, fx: &mut Vec<Effect>) {
+    if state.mode != Mode::Step {
+        return;
+    }
     let s = &mut state.step;
     let (ModelStatus::Ready { .. }, Some(snap)) = (&s.model, &s.snapshot) else {
         return;

@@ -6,7 +6,7 @@ use coe::config::DEFAULT_RON;
 use coe::data::loaders::load_tasks;
 use coe::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
 use coe::tui::keymap::{KeyChord, Keymap};
-use coe::tui::msg::{Effect, FollowMsg, Msg};
+use coe::tui::msg::{Effect, EnvSnapshot, FollowMsg, Msg};
 use coe::tui::state::AppState;
 use coe::tui::style::color::ColorMode;
 use coe::tui::style::theme::Theme;
@@ -30,6 +30,22 @@ pub fn state() -> AppState {
     s.step.tasks = load_tasks(&root().join("tests/fixtures/tasks_small.jsonl")).unwrap();
     s.step.tasks_origin = "tests/fixtures/tasks_small.jsonl (3 tasks)".into();
     s
+}
+
+/// What the environment worker reports about `task` at `turn` (observation `obs <turn>`).
+pub fn snapshot(task: &str, state: &str, turn: u32) -> Box<EnvSnapshot> {
+    Box::new(EnvSnapshot {
+        task_id: task.into(),
+        state: state.into(),
+        observation: format!("obs {turn}"),
+        tests: vec!["assert gcd(35, 21) == 7".into()],
+        report: None,
+        turn,
+        done: false,
+        solved: state.ends_with("All tests passed."),
+        ret: 0.0,
+        code: String::new(),
+    })
 }
 
 /// A key press from chord text (`"j"`, `"enter"`, `"ctrl-s"`).
