@@ -104,7 +104,9 @@ pub struct Usage {
     pub total_tokens: usize,
 }
 
+/// Read leniently (every field defaults): a client needs only the choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct CompletionResponse {
     pub id: String,
     pub object: String,
