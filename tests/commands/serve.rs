@@ -152,7 +152,7 @@ fn a_server_killed_mid_evaluation_leaves_the_evaluation_complete() {
     let mut b = Served::start();
     let cfg = remote_config(dir.path(), &[&a.url, &b.url]);
     let out = dir.path().join("r.json");
-    let mut eval = std::process::Command::new(env!("CARGO_BIN_EXE_coe"))
+    let eval = std::process::Command::new(env!("CARGO_BIN_EXE_coe"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("--config")
         .arg(&cfg)
@@ -256,4 +256,58 @@ fn bad_requests_get_openai_error_objects() {
     assert_eq!(json["choices"][0]["token_ids"].as_array().unwrap().len(), 3);
     assert_eq!(json["prompt_token_ids"], serde_json::json!([1, 2]));
     assert_eq!(json["usage"]["total_tokens"], 5);
+}
+
+#[test]
+fn rl_sampling_through_coe_serve_publishes_an_adapter_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cfg = dir.path().join("rl.ron");
+    let text = format!(
+        r#"(name: "remote-rl", seed: 0,
+            model: (path: "{root}/{TINY}", threads: 1,
+                    remote: Some((urls: ["{}"], served_model: "coe", timeout_s: 30.0))),
+            env: (max_turns: 2),
+            rl: (tasks: Some("{root}/{TASKS}"), group_size: 2, tasks_per_step: 2, steps: 3,
+                 temperature: 1.0, eval_every: 100, checkpoint_every: 100))"#,
+        server.url
+    );
+    std::fs::write(&cfg, text).unwrap();
+    Command::cargo_bin("coe")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["train", "rl", "--config"])
+        .arg(&cfg)
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let events = std::fs::read_to_string(dir.path().join("runs/remote-rl/events.jsonl")).unwrap();
+    for step in 0..3 {
+        assert!(
+            events.contains(&format!("sampling from adapter remote-rl-step-{step}\"")),
+            "step {step} was not published"
+        );
+    }
+    // The servers keep only the newest adapter; its files are the only ones left.
+    let models: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{}/models", server.url))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["coe", "remote-rl-step-2"]);
+    let served: Vec<_> = std::fs::read_dir(dir.path().join("runs/remote-rl/served"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(served, ["remote-rl-step-2"]);
 }
