@@ -64,6 +64,15 @@ fn remote_config(dir: &Path, urls: &[&str]) -> std::path::PathBuf {
 
 /// `coe eval` greedy on the tiny model; returns (results.json, episode texts, stderr).
 fn eval(dir: &Path, tag: &str, config: Option<&Path>) -> (serde_json::Value, Vec<String>, String) {
+    eval_at(dir, tag, config, "0")
+}
+
+fn eval_at(
+    dir: &Path,
+    tag: &str,
+    config: Option<&Path>,
+    temperature: &str,
+) -> (serde_json::Value, Vec<String>, String) {
     let out = dir.join(format!("{tag}.json"));
     let eps = dir.join(format!("{tag}_eps"));
     let mut c = Command::cargo_bin("coe").unwrap();
@@ -125,6 +134,10 @@ fn greedy_eval_through_coe_serve_matches_the_local_model() {
             .unwrap()
             .starts_with("remote coe @ ")
     );
+    // Sampling too: the server seeds each row with the seed the local policy would draw.
+    let (_, local_t1, _) = eval_at(dir.path(), "local_t1", None, "1.0");
+    let (_, remote_t1, _) = eval_at(dir.path(), "remote_t1", Some(&cfg), "1.0");
+    assert_eq!(local_t1, remote_t1);
 }
 
 #[test]
