@@ -82,16 +82,8 @@ fn eval_at(
     }
     let run = c
         .args(["eval", "--tasks", TASKS, "--model", TINY, "--threads", "1"])
-        .args([
-            "--samples",
-            "2",
-            "--k",
-            "1",
-            "--temperature",
-            "0",
-            "--max-turns",
-            "3",
-        ])
+        .args(["--samples", "2", "--k", "1", "--max-turns", "3"])
+        .args(["--temperature", temperature])
         .arg("--out")
         .arg(&out)
         .arg("--save-episodes")
