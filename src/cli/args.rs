@@ -88,6 +88,38 @@ pub enum Cmd {
         #[arg(long)]
         no_whole_rounds: bool,
     },
+    /// Serve the model (and adapter) over the OpenAI-compatible API subset of DESIGN §8.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A HF directory, a .gguf file or `default` (default: the config's model.path).
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+    /// LoRA adapter: an adapter directory, or a run or checkpoint directory holding one.
+    #[arg(long, value_name = "A")]
+    pub adapter: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// 0 picks a free port (the chosen one is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// The name clients give as `model` for the configured model and adapter.
+    #[arg(long, value_name = "NAME", default_value = "coe")]
+    pub served_model_name: String,
+    /// How long the first request of a batch waits for others, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5)]
+    pub batch_window_ms: u64,
+    /// Most completions decoded together.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_batch: usize,
+    /// Largest `max_tokens` a request may ask for.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    pub max_tokens: usize,
+    /// Largest prompt plus `max_tokens` (default: the config's env.context_tokens).
+    #[arg(long, value_name = "N")]
+    pub max_model_len: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

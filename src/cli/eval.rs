@@ -11,7 +11,7 @@
 //! `results.json` marked `"partial": true` and the command exits 130.
 use super::args::EvalArgs;
 use super::context::Ctx;
-use crate::config::{Method, ModelSection};
+use crate::config::{Method, ModelSection, RemoteSection};
 use crate::data::loaders::load_tasks;
 use crate::eval::answer::{
     AnswerFormat, Answerer, ModelAnswerConfig, ModelAnswerer, OneShotOptions, OneShotSample,
@@ -21,7 +21,7 @@ use crate::eval::progress::RoundProgress;
 use crate::eval::results::{EvalSpec, Provenance, build_commit, summarise};
 use crate::eval::rollout::{EpisodeResult, RolloutOptions, Watch, run_episodes_watched};
 use crate::model::loader::{LoadedModel, load_for_inference};
-use crate::policy::{ModelPolicy, ModelPolicyConfig, OraclePolicy, Policy};
+use crate::policy::{ModelPolicy, ModelPolicyConfig, OraclePolicy, Policy, RemotePolicy};
 use crate::sandbox::SandboxPool;
 use crate::task::Task;
 use crate::util::progress::ProgressLine;
@@ -48,8 +48,17 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
         Some(p) => anyhow::bail!("--policy {p:?}: the built-in policies are: oracle"),
         None => false,
     };
+    // The remote backend samples on servers: the model named here only gives the tokenizer.
+    let remote = match (&cfg.model.remote, oracle) {
+        (Some(r), false) => Some((
+            r.clone(),
+            args.model.clone().unwrap_or_else(|| cfg.model.path.clone()),
+        )),
+        _ => None,
+    };
     let loaded = match (&args.model, oracle) {
         (_, true) => None,
+        _ if remote.is_some() => None,
         (Some(m), false) => {
             let section = ModelSection {
                 path: m.clone(),
@@ -77,7 +86,10 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     );
     let pool = ctx.sandbox()?;
     let outcome = match cfg.eval.method {
-        Method::Coe => run_coe(ctx, &tasks, loaded, &pool)?,
+        Method::Coe => run_coe(ctx, &tasks, loaded, remote, &pool)?,
+        _ if remote.is_some() => {
+            anyhow::bail!("the remote backend runs --method coe only so far")
+        }
         Method::Direct => run_answers(ctx, &tasks, loaded, &pool, AnswerFormat::Direct)?,
         Method::Cot => run_answers(ctx, &tasks, loaded, &pool, AnswerFormat::Cot)?,
     };
@@ -174,12 +186,17 @@ fn run_coe(
     ctx: &Ctx,
     tasks: &[Task],
     loaded: Option<LoadedModel>,
+    remote: Option<(RemoteSection, String)>,
     pool: &SandboxPool,
 ) -> anyhow::Result<Outcome> {
     let cfg = &ctx.config;
-    let mut policy: Box<dyn Policy> = match loaded {
-        None => Box::new(OraclePolicy),
-        Some(loaded) => Box::new(ModelPolicy::new(loaded, ModelPolicyConfig::for_eval(cfg))?),
+    let settings = ModelPolicyConfig::for_eval(cfg);
+    let mut policy: Box<dyn Policy> = match (loaded, remote) {
+        (_, Some((section, spec))) => {
+            Box::new(RemotePolicy::from_config(&section, &spec, &settings)?)
+        }
+        (None, None) => Box::new(OraclePolicy),
+        (Some(loaded), None) => Box::new(ModelPolicy::new(loaded, settings)?),
     };
     let opts = RolloutOptions {
         env: cfg.env.clone(),
@@ -208,6 +225,9 @@ fn run_coe(
         watch,
     )?;
     line.finish();
+    if let Some(report) = policy.report() {
+        eprintln!("eval: {report}");
+    }
     Ok(Outcome {
         stopped: episodes.len() < total,
         episodes,

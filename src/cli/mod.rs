@@ -7,6 +7,7 @@ mod data;
 mod eval;
 mod model;
 mod sample_bugs;
+mod serve;
 mod step;
 mod train;
 mod version;
@@ -156,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             train::run(&ctx, crate::protocol::JobKind::Rl, *resume)
         }
         Cmd::Eval(args) => eval::run(&mut ctx, args),
+        Cmd::Serve(args) => serve::run(&ctx, args),
         Cmd::Bench {
             what,
             out,

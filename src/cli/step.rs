@@ -69,6 +69,7 @@ pub fn run(ctx: &Ctx, args: &StepArgs) -> anyhow::Result<ExitCode> {
                     format!("### {}", line.trim_start())
                 },
                 person: true,
+                failed: None,
                 ..Proposal::default()
             },
         };

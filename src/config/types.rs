@@ -64,6 +64,45 @@ pub struct ModelSection {
     /// the tokens it appends; past it the least recently used episodes are rebuilt on
     /// demand. 0 turns the cross-turn cache off.
     pub kv_cache_mb: usize,
+    /// Sample from OpenAI-compatible servers (vLLM, SGLang, `coe serve`) instead of the
+    /// in-process model; `path` still names the model whose tokenizer and chat format build
+    /// the prompts (the one the servers run), and training stays local.
+    pub remote: Option<RemoteSection>,
+}
+
+/// The `remote` policy backend (DESIGN §6, §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteSection {
+    /// Base URLs, e.g. `http://127.0.0.1:8000/v1`; each episode sticks to one.
+    pub urls: Vec<String>,
+    /// The `model` name the servers know the model (or adapter) by.
+    pub served_model: String,
+    /// Seconds one request may take, connection included.
+    pub timeout_s: f64,
+    /// Seconds to establish a connection.
+    pub connect_timeout_s: f64,
+    /// Further servers tried after a failed request, before the episode is an infra error.
+    pub retries: usize,
+    /// Requests in flight at once, over all servers.
+    pub max_in_flight: usize,
+    /// RL: a directory every server can read, where each step's adapter is written before it
+    /// is published with `/v1/load_lora_adapter` (default: the run's directory).
+    pub adapter_dir: Option<String>,
+}
+
+impl Default for RemoteSection {
+    fn default() -> Self {
+        RemoteSection {
+            urls: Vec::new(),
+            served_model: "coe".into(),
+            timeout_s: 120.0,
+            connect_timeout_s: 5.0,
+            retries: 2,
+            max_in_flight: 64,
+            adapter_dir: None,
+        }
+    }
 }
 
 impl Default for ModelSection {
@@ -76,6 +115,7 @@ impl Default for ModelSection {
             adapter: None,
             decode_batch_tokens: 16_384,
             kv_cache_mb: 4096,
+            remote: None,
         }
     }
 }

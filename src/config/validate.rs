@@ -99,6 +99,40 @@ impl Config {
             "model.decode_batch_tokens",
             self.model.decode_batch_tokens,
         );
+        if let Some(r) = &self.model.remote {
+            if r.urls.is_empty() {
+                p.push(Problem::new(
+                    "model.remote.urls",
+                    "[]",
+                    "must list at least one server URL",
+                ));
+            }
+            for (i, u) in r.urls.iter().enumerate() {
+                if !u.starts_with("http://") {
+                    p.push(Problem::new(
+                        &format!("model.remote.urls[{i}]"),
+                        format!("{u:?}"),
+                        "must start with http:// (e.g. \"http://127.0.0.1:8000/v1\")",
+                    ));
+                }
+            }
+            if r.served_model.trim().is_empty() {
+                p.push(Problem::new(
+                    "model.remote.served_model",
+                    "\"\"",
+                    "must name the model the servers serve",
+                ));
+            }
+            for (f, v) in [
+                ("model.remote.timeout_s", r.timeout_s),
+                ("model.remote.connect_timeout_s", r.connect_timeout_s),
+            ] {
+                if !(v.is_finite() && v > 0.0) {
+                    p.push(Problem::new(f, v, "must be a positive number of seconds"));
+                }
+            }
+            at_least_one(&mut p, "model.remote.max_in_flight", r.max_in_flight);
+        }
         if ev.answer_tokens == Some(0) {
             p.push(Problem::new(
                 "eval.answer_tokens",

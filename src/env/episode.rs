@@ -268,6 +268,26 @@ impl<'r> Episode<'r> {
         })
     }
 
+    /// Ends the episode as an infrastructure error without a turn: the policy could not
+    /// produce a command (a remote server failed past its retries). Unscored, like a
+    /// sandbox failure.
+    pub fn abort_infra(&mut self, reason: &str) {
+        if self.done {
+            return;
+        }
+        self.infra_error = true;
+        self.done = true;
+        self.feedback = format!("Infrastructure error: {reason}");
+        self.events.push(EpisodeEvent::EpisodeFinished {
+            job: self.job,
+            episode: self.id,
+            solved: self.solved_now(),
+            turns: self.turn,
+            ret: self.rewards.iter().sum(),
+            infra_error: true,
+        });
+    }
+
     /// Whether the current code passes every test (from the last test run).
     pub fn solved_now(&self) -> bool {
         self.report.as_ref().is_some_and(RunReport::all_passed)

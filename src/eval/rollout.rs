@@ -209,6 +209,7 @@ fn round<'r>(
         .unzip();
     let mut proposals: Vec<Option<Proposal>> = vec![None; n];
     let mut stepped: Vec<Option<Stepped<'r>>> = (0..n).map(|_| None).collect();
+    let mut stepped_early: Vec<Option<Stepped<'r>>> = (0..n).map(|_| None).collect();
     let queries: Vec<Query<'_>> = books
         .iter()
         .zip(&buffers)
@@ -247,15 +248,31 @@ fn round<'r>(
         let proposed = policy.propose_each(&queries, &mut |i, p| {
             if let (Some(slot), Some(ep)) = (proposals.get_mut(i), episodes.get_mut(i))
                 && slot.is_none()
-                && let Some(ep) = ep.take()
+                && let Some(mut ep) = ep.take()
             {
-                let _ = job_tx.send((i, ep, p.text.clone(), p.source()));
+                match &p.failed {
+                    // No command came: the episode ends unscored, without a step.
+                    Some(reason) => {
+                        ep.abort_infra(reason);
+                        if let Some(s) = stepped_early.get_mut(i) {
+                            *s = Some((ep, None));
+                        }
+                    }
+                    None => {
+                        let _ = job_tx.send((i, ep, p.text.clone(), p.source()));
+                    }
+                }
                 *slot = Some(p);
             }
         });
         drop(job_tx);
         for (i, done) in done_rx {
             stepped[i] = Some(done);
+        }
+        for (i, early) in stepped_early.iter_mut().enumerate() {
+            if let Some(done) = early.take() {
+                stepped[i] = Some(done);
+            }
         }
         proposed
     });
@@ -280,6 +297,7 @@ fn round<'r>(
         if let Some(out) = outcome {
             record(&mut l, p, out);
         }
+        l.result.infra_error |= l.ep.infra_error();
         out.push(l);
     }
     Ok((out, tokens))

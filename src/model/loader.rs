@@ -16,7 +16,7 @@ use tch::{Device, Kind, nn};
 
 use super::chat::ChatFormat;
 use super::config::LlamaConfig;
-use super::gguf::{GgufError, load_llama_gguf};
+use super::gguf::{GgufError, GgufFile, GgufValue, load_llama_gguf};
 use super::llama::{Llama, ModelError};
 use super::lora::LoraConfig;
 use super::safetensors_io::{SafetensorsError, load_adapter, load_hf_weights, read_adapter_config};
@@ -192,6 +192,26 @@ pub fn load_for_inference(
         loaded.adapter = Some(dir.display().to_string());
     }
     Ok(loaded)
+}
+
+/// The tokenizer and chat format of `spec`, without building the network: the remote
+/// backend builds prompts with them while the servers hold the weights.
+pub fn load_tokenizer(spec: &str) -> Result<(CoeTokenizer, ChatFormat), LoadError> {
+    let path = resolve_spec(spec)?;
+    if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+        let file = GgufFile::read(&path)?;
+        let tok = CoeTokenizer::from_gguf(&file)?;
+        let template = file
+            .get("tokenizer.chat_template")
+            .and_then(GgufValue::as_str)
+            .map(str::to_string);
+        Ok((tok, ChatFormat::detect(template.as_deref())))
+    } else if path.join("config.json").is_file() {
+        let tok = CoeTokenizer::from_file(&path.join("tokenizer.json"))?;
+        Ok((tok, ChatFormat::detect(hf_chat_template(&path)?.as_deref())))
+    } else {
+        Err(LoadError::UnknownFormat(path))
+    }
 }
 
 type Parts = (Llama, CoeTokenizer, Option<String>, String);

@@ -286,13 +286,18 @@ pub fn load_adapter(model: &mut Llama, dir: &Path) -> Result<(), SafetensorsErro
     if a != m {
         return mismatch("target_modules", format!("{a:?}"), format!("{m:?}"));
     }
-    let tensors = read_safetensors(&dir.join(ADAPTER_WEIGHTS))?
+    model.load_lora_tensors(read_adapter_tensors(dir)?)?;
+    Ok(())
+}
+
+/// An adapter directory's weights by HF name (PEFT's `base_model.model.` prefix taken off),
+/// on the CPU as stored — for a caller that keeps several adapters and swaps them in.
+pub fn read_adapter_tensors(dir: &Path) -> Result<Vec<(String, Tensor)>, SafetensorsError> {
+    read_safetensors(&dir.join(ADAPTER_WEIGHTS))?
         .into_iter()
         .map(|(name, t)| match name.strip_prefix(PEFT_PREFIX) {
             Some(rest) => Ok((rest.to_string(), t)),
             None => Err(SafetensorsError::AdapterName(name)),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    model.load_lora_tensors(tensors)?;
-    Ok(())
+        .collect()
 }

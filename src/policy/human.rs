@@ -34,6 +34,7 @@ impl<R: BufRead> Policy for HumanPolicy<R> {
             out.push(Proposal {
                 text,
                 person: true,
+                failed: None,
                 ..Proposal::default()
             });
         }

@@ -52,4 +52,10 @@ pub trait Policy {
 
     /// The episode ended: state kept for it (a model's cached keys and values) can go.
     fn end_episode(&mut self, _episode: u64) {}
+
+    /// A line on what went wrong along the way that the results do not show (e.g. remote
+    /// requests retried on another server or lost), for the command to print.
+    fn report(&self) -> Option<String> {
+        None
+    }
 }

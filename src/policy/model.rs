@@ -490,7 +490,7 @@ impl Sampler<'_> {
 
 /// The command text of a generation: without an end-of-turn stop token, cut at the first
 /// newline. The ids and log-probabilities are kept whole.
-fn reply(tok: &CoeTokenizer, g: Generated) -> Result<Proposal, TokenizerError> {
+pub(super) fn reply(tok: &CoeTokenizer, g: Generated) -> Result<Proposal, TokenizerError> {
     let mut shown = g.ids.as_slice();
     if g.finished_by == FinishReason::Stop
         && let Some((&last, rest)) = shown.split_last()
@@ -505,6 +505,7 @@ fn reply(tok: &CoeTokenizer, g: Generated) -> Result<Proposal, TokenizerError> {
         token_ids: g.ids,
         logprobs: g.logprobs,
         person: false,
+        failed: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! owned data tagged with job and episode ids — no tensors, no terminal types.
 //! Headless commands and the workbench consume the same events; on disk each is
 //! one JSON object per line with a `type` field (schema in docs/events.md).
+pub mod openai;
 pub mod proposal;
 pub mod run;
 pub mod workbench;

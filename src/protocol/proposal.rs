@@ -19,6 +19,9 @@ pub struct Proposal {
     pub logprobs: Vec<f32>,
     /// Typed by a person (the `### ` prefix is optional) or produced by a policy.
     pub person: bool,
+    /// The policy could not produce this reply (e.g. every remote server it tried failed):
+    /// the episode ends as an infrastructure error, unscored, instead of being stepped.
+    pub failed: Option<String>,
 }
 
 impl Proposal {

@@ -64,9 +64,22 @@ pub fn run_logged(
     pool: &SandboxPool,
     cfg: &Config,
     emit: &mut Emitter,
-    (phase, batch_no): (&str, u64),
+    phase: (&str, u64),
 ) -> TrainResult<Vec<EpisodeResult>> {
     policy.loaded_mut().model.set_training(false);
+    run_logged_with(tasks, samples, policy, pool, cfg, emit, phase)
+}
+
+/// [`run_logged`] with any policy (e.g. remote servers sampling for a local model).
+pub fn run_logged_with(
+    tasks: &[Task],
+    samples: usize,
+    policy: &mut dyn crate::policy::Policy,
+    pool: &SandboxPool,
+    cfg: &Config,
+    emit: &mut Emitter,
+    (phase, batch_no): (&str, u64),
+) -> TrainResult<Vec<EpisodeResult>> {
     let opts = RolloutOptions {
         env: cfg.env.clone(),
         limits: cfg.sandbox.limits.clone(),

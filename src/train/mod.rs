@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod examples;
 pub mod grpo;
 pub mod periodic;
+pub mod publish;
 pub mod rl;
 pub mod rl_samples;
 pub mod run_dir;

@@ -18,9 +18,10 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use super::adamw::{clip_grad_norm, zero_grads};
-use super::evaluate::{run_logged, summarise};
+use super::evaluate::{run_logged, run_logged_with, summarise};
 use super::grpo::loss_sums;
 use super::periodic::Periodic;
+use super::publish::Publisher;
 pub use super::rl_samples::{TurnSample, turn_samples};
 use super::setup::{self, held_out, lora_of, resolve_adapter};
 use super::tokens::{micro_batches, target_logprobs};
@@ -29,6 +30,7 @@ use crate::config::{Config, ReferencePolicy};
 use crate::data::loaders::load_tasks;
 use crate::model::llama::Llama;
 use crate::model::sampling::SamplingParams;
+use crate::policy::ModelPolicyConfig;
 use crate::protocol::{JobKind, Metric, RunEvent};
 
 const PURPOSE_TASKS: u64 = 11;
@@ -55,7 +57,17 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
     )?;
     let valid = held_out(r.valid.as_deref(), r.eval_tasks)?;
     let sampling = SamplingParams::with_temperature(r.temperature);
-    prep.policy.set_sampling(sampling)?;
+    prep.policy.set_sampling(sampling.clone())?;
+    // With `model.remote`, rollouts are sampled by the servers from each step's adapter.
+    let mut remote = match &cfg.model.remote {
+        Some(section) => {
+            let settings = ModelPolicyConfig::from_config(cfg, r.temperature, 1.0);
+            let mut p = Publisher::new(cfg, section, &env.run.root, &prep.policy, &settings)?;
+            p.remote.set_sampling(&sampling);
+            Some(p)
+        }
+        None => None,
+    };
     let periodic = Periodic {
         kind: JobKind::Rl,
         total,
@@ -78,17 +90,23 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
             .iter()
             .filter_map(|&i| tasks.get(i).cloned())
             .collect();
-        prep.policy
-            .reseed(step_seed(cfg.seed, step, PURPOSE_SAMPLING));
-        let results = run_logged(
-            &batch,
-            r.group_size,
-            &mut prep.policy,
-            env.pool,
-            cfg,
-            env.emit,
-            ("rollout", 2 * step + 1),
-        )?;
+        let seed = step_seed(cfg.seed, step, PURPOSE_SAMPLING);
+        let phase = ("rollout", 2 * step + 1);
+        let results = match remote.as_mut() {
+            Some(publisher) => {
+                let name = publisher.publish(&prep.policy, step)?;
+                env.emit
+                    .log("info", format!("rollout: sampling from adapter {name}"))?;
+                publisher.remote.reseed(seed);
+                let policy = publisher.policy();
+                run_logged_with(&batch, r.group_size, policy, env.pool, cfg, env.emit, phase)?
+            }
+            None => {
+                prep.policy.reseed(seed);
+                let policy = &mut prep.policy;
+                run_logged(&batch, r.group_size, policy, env.pool, cfg, env.emit, phase)?
+            }
+        };
         let rollout = summarise(&results);
         let samples = turn_samples(
             &prep.policy,

@@ -14,4 +14,5 @@ mod dsl_golden;
 mod eval_progress;
 mod fuzz_inputs;
 mod layers;
+mod serve;
 mod shipped_configs;

@@ -105,6 +105,7 @@ fn step_state() -> AppState {
         token_ids: vec![1],
         logprobs: vec![lp],
         person: false,
+        failed: None,
     };
     s.step.proposals = vec![
         (p("### REPW 5 >>>a % b, b >>>b, a % b", -3.2), 2),

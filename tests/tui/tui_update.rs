@@ -201,6 +201,7 @@ fn proposals_are_requested_ranked_and_accepted() {
         token_ids: vec![1],
         logprobs: vec![lp],
         person: false,
+        failed: None,
     };
     let props = vec![
         p("### DELL 1", -1.0),

@@ -112,6 +112,7 @@ pub fn handle_env(state: &mut AppState, reply: EnvReply, fx: &mut Vec<Effect>) {
             let reply = state.step.pending_reply.take().unwrap_or_else(|| Proposal {
                 text: record.text.clone(),
                 person: true,
+                failed: None,
                 ..Proposal::default()
             });
             if let Some(obs) = before {
@@ -336,6 +337,7 @@ pub fn handle_input_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effec
                 let proposal = Proposal {
                     text,
                     person: true,
+                    failed: None,
                     ..Proposal::default()
                 };
                 apply(state, proposal, fx);

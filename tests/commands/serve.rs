@@ -1,0 +1,318 @@
+//! `coe serve` and the remote policy backend through the real binary, over loopback only:
+//! greedy `coe eval` through a server gives the local model's episodes; a server that dies
+//! before or during an evaluation costs retries on the other, not results; bad requests get
+//! OpenAI error objects. Each test starts at most two servers on 127.0.0.1 with port 0 and
+//! kills them when it ends.
+use assert_cmd::Command;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+const TINY: &str = "tests/fixtures/gguf/tiny_llama.gguf";
+const TASKS: &str = "tests/fixtures/tasks_small.jsonl";
+
+/// A `coe serve` child on a free port, killed on drop.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start() -> Served {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coe"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["serve", "--model", TINY, "--threads", "1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .trim()
+            .to_string();
+        Served { child, url }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn remote_config(dir: &Path, urls: &[&str]) -> std::path::PathBuf {
+    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    let text = format!(
+        "(model: (remote: Some((urls: [{}], served_model: \"coe\", timeout_s: 20.0, retries: 1))))",
+        list.join(", ")
+    );
+    let path = dir.join("remote.ron");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `coe eval` greedy on the tiny model; returns (results.json, episode texts, stderr).
+fn eval(dir: &Path, tag: &str, config: Option<&Path>) -> (serde_json::Value, Vec<String>, String) {
+    eval_at(dir, tag, config, "0")
+}
+
+fn eval_at(
+    dir: &Path,
+    tag: &str,
+    config: Option<&Path>,
+    temperature: &str,
+) -> (serde_json::Value, Vec<String>, String) {
+    let out = dir.join(format!("{tag}.json"));
+    let eps = dir.join(format!("{tag}_eps"));
+    let mut c = Command::cargo_bin("coe").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(cfg) = config {
+        c.arg("--config").arg(cfg);
+    }
+    let run = c
+        .args(["eval", "--tasks", TASKS, "--model", TINY, "--threads", "1"])
+        .args(["--samples", "2", "--k", "1", "--max-turns", "3"])
+        .args(["--temperature", temperature])
+        .arg("--out")
+        .arg(&out)
+        .arg("--save-episodes")
+        .arg(&eps)
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    let results = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let texts = std::fs::read_to_string(eps.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["text"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (results, texts, stderr)
+}
+
+#[test]
+fn greedy_eval_through_coe_serve_matches_the_local_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start();
+    let (local, local_texts, _) = eval(dir.path(), "local", None);
+    let cfg = remote_config(dir.path(), &[&server.url]);
+    let (remote, remote_texts, _) = eval(dir.path(), "remote", Some(&cfg));
+    assert_eq!(local["per_task"], remote["per_task"]);
+    assert_eq!(local["invalid_rate"], remote["invalid_rate"]);
+    assert!(!local_texts.is_empty());
+    assert_eq!(local_texts, remote_texts);
+    assert!(
+        remote["provenance"]["policy"]
+            .as_str()
+            .unwrap()
+            .starts_with("remote coe @ ")
+    );
+    // Sampling too: the server seeds each row with the seed the local policy would draw.
+    let (_, local_t1, _) = eval_at(dir.path(), "local_t1", None, "1.0");
+    let (_, remote_t1, _) = eval_at(dir.path(), "remote_t1", Some(&cfg), "1.0");
+    assert_eq!(local_t1, remote_t1);
+}
+
+#[test]
+fn a_dead_server_costs_retries_on_the_other_not_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Served::start();
+    let mut dead = Served::start();
+    let dead_url = dead.url.clone();
+    dead.kill();
+    let (local, local_texts, _) = eval(dir.path(), "local", None);
+    let cfg = remote_config(dir.path(), &[&dead_url, &live.url]);
+    let (remote, remote_texts, stderr) = eval(dir.path(), "remote", Some(&cfg));
+    assert_eq!(local["per_task"], remote["per_task"]);
+    assert_eq!(local_texts, remote_texts);
+    assert!(
+        stderr.contains("answered by another server after a failure, 0 lost"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_server_killed_mid_evaluation_leaves_the_evaluation_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Served::start();
+    let mut b = Served::start();
+    let cfg = remote_config(dir.path(), &[&a.url, &b.url]);
+    let out = dir.path().join("r.json");
+    let eval = std::process::Command::new(env!("CARGO_BIN_EXE_coe"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["eval", "--tasks", TASKS, "--model", TINY, "--threads", "1"])
+        .args(["--samples", "4", "--k", "1", "--temperature", "1.0"])
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    b.kill();
+    let done = eval.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let runs: usize = r["per_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["solved"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(runs, 3 * 4, "every episode is accounted for");
+    drop(a);
+}
+
+#[test]
+fn bad_requests_get_openai_error_objects() {
+    let server = Served::start();
+    let post = |path: &str, body: &str| -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", server.url);
+        let resp = ureq::post(&url)
+            .timeout(Duration::from_secs(20))
+            .send_string(body);
+        let (code, text) = match resp {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        };
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    };
+    let cases = [
+        ("/completions", "not json".to_string(), 400),
+        ("/completions", r#"{"prompt": []}"#.into(), 400),
+        (
+            "/completions",
+            r#"{"prompt": [1], "max_tokens": 100000000}"#.into(),
+            400,
+        ),
+        ("/completions", r#"{"prompt": [99999999]}"#.into(), 400),
+        (
+            "/completions",
+            r#"{"prompt": [1], "temperature": -1}"#.into(),
+            400,
+        ),
+        ("/completions", r#"{"prompt": [1], "n": 1000}"#.into(), 400),
+        (
+            "/completions",
+            r#"{"model": "nope", "prompt": [1]}"#.into(),
+            404,
+        ),
+        (
+            "/completions",
+            format!(r#"{{"prompt": "{}"}}"#, "a".repeat(5 << 20)),
+            400,
+        ),
+        (
+            "/load_lora_adapter",
+            r#"{"lora_name": "x", "lora_path": "/nonexistent"}"#.into(),
+            400,
+        ),
+        (
+            "/unload_lora_adapter",
+            r#"{"lora_name": "never-loaded"}"#.into(),
+            404,
+        ),
+        ("/no_such_route", "{}".into(), 404),
+    ];
+    for (path, body, want) in &cases {
+        let (code, json) = post(path, body);
+        assert_eq!(code, *want, "{path} {}", &body[..body.len().min(80)]);
+        assert_eq!(json["error"]["code"], *want);
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // Still serving after all of that.
+    let (code, json) = post(
+        "/completions",
+        r#"{"model": "coe", "prompt": [1, 2], "max_tokens": 3, "temperature": 0, "logprobs": 0, "return_token_ids": true}"#,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(json["object"], "text_completion");
+    assert_eq!(json["choices"][0]["token_ids"].as_array().unwrap().len(), 3);
+    assert_eq!(json["prompt_token_ids"], serde_json::json!([1, 2]));
+    assert_eq!(json["usage"]["total_tokens"], 5);
+}
+
+#[test]
+fn rl_sampling_through_coe_serve_publishes_an_adapter_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cfg = dir.path().join("rl.ron");
+    let text = format!(
+        r#"(name: "remote-rl", seed: 0,
+            model: (path: "{root}/{TINY}", threads: 1,
+                    remote: Some((urls: ["{}"], served_model: "coe", timeout_s: 30.0))),
+            env: (max_turns: 2),
+            rl: (tasks: Some("{root}/{TASKS}"), group_size: 2, tasks_per_step: 2, steps: 3,
+                 temperature: 1.0, eval_every: 100, checkpoint_every: 100))"#,
+        server.url
+    );
+    std::fs::write(&cfg, text).unwrap();
+    Command::cargo_bin("coe")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["train", "rl", "--config"])
+        .arg(&cfg)
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let events = std::fs::read_to_string(dir.path().join("runs/remote-rl/events.jsonl")).unwrap();
+    for step in 0..3 {
+        assert!(
+            events.contains(&format!("sampling from adapter remote-rl-step-{step}\"")),
+            "step {step} was not published"
+        );
+    }
+    // The servers keep only the newest adapter; its files are the only ones left.
+    let models: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{}/models", server.url))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["coe", "remote-rl-step-2"]);
+    let served: Vec<_> = std::fs::read_dir(dir.path().join("runs/remote-rl/served"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(served, ["remote-rl-step-2"]);
+}
