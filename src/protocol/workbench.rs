@@ -30,6 +30,14 @@ pub enum FollowMsg {
     Failed(String),
 }
 
+/// A tail reader's report tagged with the run it follows: the workbench follows
+/// several runs at once, and a report for a run it stopped following is dropped.
+#[derive(Debug, Clone)]
+pub struct RunFollowMsg {
+    pub run: u64,
+    pub msg: FollowMsg,
+}
+
 /// Requests to the environment worker (sandbox pool + the open episode).
 #[derive(Debug, Clone)]
 pub enum EnvRequest {

@@ -13,7 +13,7 @@ fn following_shows_the_newest_turn_and_scrubbing_stops_following() {
     let mut s = state();
     s.mode = Mode::Monitor;
     ingest(&mut s, run_events());
-    assert_eq!(s.monitor.run.episodes.len(), 2);
+    assert_eq!(s.monitor.current_run().unwrap().run.episodes.len(), 2);
     assert_eq!(s.monitor.selected, Some((0, 2)));
     assert_eq!(s.monitor.turn, 3);
     s.prepare_frame();
@@ -60,7 +60,7 @@ fn a_resume_drops_plot_points_past_its_start_step() {
     events.push(started(5));
     events.push(metric(6, "train"));
     ingest(&mut s, events);
-    let run = &s.monitor.run;
+    let run = &s.monitor.current_run().unwrap().run;
     assert_eq!(run.resumes, 1);
     let loss = &run.plots.get(PlotKind::Loss).unwrap()[0];
     let steps: Vec<f64> = loss.points().iter().map(|p| p.0).collect();
@@ -297,10 +297,7 @@ fn config_edits_are_validated_at_their_line_and_bad_text_is_not_saved() {
     };
     assert_eq!(run_dir, &std::path::PathBuf::from("runs/default"));
     assert_eq!(s.mode, Mode::Monitor);
-    assert_eq!(
-        s.monitor.dir.as_deref(),
-        Some(std::path::Path::new("runs/default"))
-    );
+    assert_eq!(s.monitor.dir(), Some(std::path::Path::new("runs/default")));
     assert!(s.job.as_ref().is_some_and(|j| j.running));
     press(&mut s, &["3"]);
     assert!(press(&mut s, &["S"]).is_empty(), "one job at a time");
@@ -335,4 +332,53 @@ fn mode_keys_cycle_and_data_mode_loads_its_first_file() {
     assert!(matches!(fx.as_slice(), [Effect::LoadData(_)]));
     press(&mut s, &["backtab"]);
     assert_eq!(s.mode, Mode::Config);
+}
+
+#[test]
+fn several_runs_are_overlaid_and_a_dropped_run_is_ignored() {
+    use coe::tui::state::followed::XAxis;
+    use coe::tui::update::monitor::{add_run, unfollow};
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    let a = add_run(&mut s, "runs/coe".into()).unwrap();
+    let b = add_run(&mut s, "runs/cot".into()).unwrap();
+    assert_eq!(add_run(&mut s, "runs/coe".into()), None, "followed already");
+    ingest_run(&mut s, a, named_run("coe", 10, 0.0));
+    ingest_run(&mut s, b, named_run("cot", 10, 1.0));
+    ingest_run(&mut s, b, episode(7));
+    // The run added last is shown; `[` and `]` switch the episode panes.
+    assert_eq!(s.monitor.current_run().unwrap().name(), "cot");
+    assert_eq!(s.monitor.selected, Some((0, 7)));
+    press(&mut s, &["]"]);
+    assert_eq!(s.monitor.current_run().unwrap().name(), "coe");
+    assert_eq!(s.monitor.selected, None, "coe has no episodes");
+    press(&mut s, &["["]);
+    assert_eq!(s.monitor.selected, Some((0, 7)));
+    // Trained tokens are estimated from tokens_per_s × Δelapsed: 100 and 200 tokens a second.
+    let coe_run = &s.monitor.runs[0].run;
+    assert_eq!(coe_run.tokens_at(10.0), Some(1000.0));
+    assert_eq!(coe_run.tokens_at(2.5), Some(250.0));
+    assert_eq!(s.monitor.runs[1].run.tokens_at(10.0), Some(2000.0));
+    press(&mut s, &["x"]);
+    assert_eq!(s.monitor.x_axis, XAxis::Tokens);
+    // Messages of a run no longer followed are dropped.
+    let mut fx = Vec::new();
+    unfollow(&mut s, b, &mut fx);
+    assert!(matches!(fx.as_slice(), [Effect::Unfollow(r)] if *r == b));
+    ingest_run(&mut s, b, episode(8));
+    assert_eq!(s.monitor.runs.len(), 1);
+    assert_eq!(s.monitor.current_run().unwrap().run.episodes.len(), 0);
+}
+
+#[test]
+fn a_trainer_written_token_count_wins_over_the_estimate() {
+    let mut s = state();
+    let mut events = named_run("sft", 2, 0.0);
+    if let Some(coe::protocol::Event::Run(coe::protocol::RunEvent::Metric(m))) = events.last_mut() {
+        m.tokens = Some(5000);
+    }
+    ingest(&mut s, events);
+    let run = &s.monitor.current_run().unwrap().run;
+    assert_eq!(run.tokens_at(1.0), Some(100.0));
+    assert_eq!(run.tokens_at(2.0), Some(5000.0));
 }

@@ -3,6 +3,7 @@
 //! its own struct so each mode's handlers and views touch one thing.
 pub mod code_view;
 pub mod editor;
+pub mod followed;
 pub mod ring;
 pub mod run_view;
 
@@ -13,8 +14,9 @@ use crate::tui::keymap::Keymap;
 use crate::tui::msg::{DataRecord, EnvSnapshot};
 use crate::tui::state::code_view::CodeView;
 use crate::tui::state::editor::{LineInput, TextEditor};
+use crate::tui::state::followed::{FollowedRun, XAxis};
 use crate::tui::state::ring::Ring;
-use crate::tui::state::run_view::{PlotKind, RunState};
+use crate::tui::state::run_view::PlotKind;
 use crate::tui::style::theme::Theme;
 use std::path::PathBuf;
 
@@ -63,14 +65,18 @@ pub enum Popup {
     Tasks { selected: usize },
 }
 
-/// Monitor mode: a followed run and the episode being scrubbed.
+/// Monitor mode: the followed runs and the episode being scrubbed.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorState {
-    pub run: RunState,
-    /// The run directory followed, if any.
-    pub dir: Option<PathBuf>,
-    /// What the tail reader last said (waiting, following, …).
+    /// Every followed run, in the order they were added (their legend order).
+    pub runs: Vec<FollowedRun>,
+    /// Index in `runs` of the run whose episodes the panes show.
+    pub current: usize,
+    /// The id the next followed run gets.
+    pub next_run: u64,
+    /// What the status bar says while no run is followed.
     pub follow_status: String,
+    pub x_axis: XAxis,
     /// (job, episode) shown; `None` with `follow_latest` shows the newest.
     pub selected: Option<(u64, u64)>,
     pub follow_latest: bool,
@@ -78,6 +84,22 @@ pub struct MonitorState {
     pub turn: usize,
     pub plot: Option<PlotKind>,
     pub code: CodeView,
+}
+
+impl MonitorState {
+    /// The run whose episodes are shown.
+    pub fn current_run(&self) -> Option<&FollowedRun> {
+        self.runs.get(self.current)
+    }
+
+    pub fn current_run_mut(&mut self) -> Option<&mut FollowedRun> {
+        self.runs.get_mut(self.current)
+    }
+
+    /// The directory of the run shown, if any.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.current_run().map(|r| r.dir.as_path())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

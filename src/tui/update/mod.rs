@@ -80,7 +80,7 @@ fn handle_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
 
 fn handle_mode_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
     match state.mode {
-        Mode::Monitor => monitor::handle_action(state, action),
+        Mode::Monitor => monitor::handle_action(state, action, fx),
         Mode::Step => step::handle_action(state, action, fx),
         Mode::Config => config::handle_action(state, action, fx),
         Mode::Data => data::handle_action(state, action, fx),
@@ -138,7 +138,7 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
     };
     let len = match &popup {
         Popup::Help { .. } => usize::MAX,
-        Popup::Episodes { .. } => state.monitor.run.episodes.len(),
+        Popup::Episodes { .. } => monitor::current_run(state).map_or(0, |r| r.episodes.len()),
         Popup::Tasks { .. } => state.step.tasks.len(),
     };
     let pos = match &popup {

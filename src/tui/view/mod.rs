@@ -127,7 +127,16 @@ fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
     let kind = m
         .plot
         .unwrap_or(crate::tui::state::run_view::PlotKind::Loss);
-    frame.render_widget(PlotPane::new(&m.run.plots, kind, &state.theme), plot_area);
+    frame.render_widget(
+        PlotPane {
+            runs: &m.runs,
+            current: m.current,
+            kind,
+            x_axis: m.x_axis,
+            theme: &state.theme,
+        },
+        plot_area,
+    );
 }
 
 fn render_step(frame: &mut Frame, area: Rect, state: &AppState) {

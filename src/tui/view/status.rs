@@ -27,19 +27,27 @@ pub fn fmt_elapsed(s: f64) -> String {
 }
 
 fn run_fields(state: &AppState) -> Vec<String> {
-    let run = &state.monitor.run;
+    let m = &state.monitor;
+    let Some(fr) = m.current_run() else {
+        return vec![m.follow_status.clone()];
+    };
+    let run = &fr.run;
     let Some(started) = &run.started else {
-        return vec![state.monitor.follow_status.clone()];
+        return vec![fr.status.clone()];
     };
     let status = match &run.finished {
         Some((s, _)) => format!("{s:?}").to_lowercase(),
         None => "running".into(),
     };
-    let mut out = vec![
+    let mut out = Vec::new();
+    if m.runs.len() > 1 {
+        out.push(format!("run {}/{}", m.current + 1, m.runs.len()));
+    }
+    out.extend([
         format!("job {} {:?} ({status})", started.run, started.kind).to_lowercase(),
         format!("device {}", started.device),
         format!("step {}/{}", run.step, started.total_steps),
-    ];
+    ]);
     if let Some(tps) = run.last_train.as_ref().and_then(|m| m.tokens_per_s) {
         out.push(format!("{tps:.0} tok/s"));
     }
