@@ -19,7 +19,7 @@ use crate::tui::sources::{data_files, load_step_tasks};
 use crate::tui::state::{AppState, Level, Mode};
 use crate::tui::style::color::ColorMode;
 use crate::tui::style::theme::Theme;
-use crate::tui::update::{monitor, step};
+use crate::tui::update::{monitor, results, step};
 use crossbeam_channel::{Sender, bounded};
 use crossterm::event::{self, Event as TermEvent};
 use crossterm::execute;
@@ -120,6 +120,17 @@ pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
     }
     if !opts.follow.is_empty() {
         state.monitor.current = 0;
+    }
+    let mut loaded = Vec::new();
+    for path in &opts.results {
+        match crate::tui::results_io::load_results(path) {
+            Ok(f) => loaded.push(f),
+            Err(e) => state.log(Level::Error, e),
+        }
+    }
+    if !opts.results.is_empty() {
+        state.mode = Mode::Results;
+        results::add_files(&mut state, loaded);
     }
     if opts.no_model {
         state.log(Level::Info, "model off (--no-model): type commands with i");

@@ -233,3 +233,22 @@ fn monitor_two_runs_by_trained_tokens_120x36() {
     press(&mut s, &["x", "]"]);
     insta::assert_snapshot!(draw(&mut s, 120, 36));
 }
+
+#[test]
+fn results_80x24_two_files_a_saved_episode() {
+    insta::assert_snapshot!(draw(&mut results_state(), 80, 24));
+}
+
+#[test]
+fn results_120x36_scrubbed_to_the_invalid_turn_of_the_second_sample() {
+    let mut s = results_state();
+    press(&mut s, &["]", "l"]);
+    insta::assert_snapshot!(draw(&mut s, 120, 36));
+}
+
+#[test]
+fn results_without_files() {
+    let mut s = state();
+    s.mode = Mode::Results;
+    insta::assert_snapshot!(draw(&mut s, 80, 24));
+}

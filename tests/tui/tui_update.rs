@@ -382,3 +382,61 @@ fn a_trainer_written_token_count_wins_over_the_estimate() {
     assert_eq!(run.tokens_at(1.0), Some(100.0));
     assert_eq!(run.tokens_at(2.0), Some(5000.0));
 }
+
+#[test]
+fn the_results_view_browses_tasks_and_scrubs_saved_episodes() {
+    let mut s = results_state();
+    let r = &s.results;
+    assert_eq!(r.files.len(), 2);
+    assert_eq!(r.files[0].episodes.len(), 4);
+    assert!(r.files[1].episodes.is_empty());
+    // The first task's first saved episode, at its last turn.
+    assert_eq!(r.current_task().unwrap().id, "gcd");
+    assert_eq!(r.turn, 3);
+    s.prepare_frame();
+    assert_eq!(s.results.code.feedback, "All tests passed.");
+    press(&mut s, &["h", "h"]);
+    assert_eq!(s.results.turn, 1);
+    s.prepare_frame();
+    assert!(s.results.code.feedback.starts_with("Invalid command"));
+    press(&mut s, &["h"]);
+    s.prepare_frame();
+    assert!(s.results.code.feedback.contains("not saved"));
+    // The next sample failed on an invalid command.
+    press(&mut s, &["]"]);
+    let ep = s.results.current_episode().unwrap();
+    assert_eq!((ep.sample, ep.solved), (1, false));
+    assert_eq!(ep.why_not(), "invalid command");
+    press(&mut s, &["j"]);
+    assert_eq!(s.results.current_task().unwrap().id, "lcm");
+    assert_eq!(s.results.sample, 0);
+    press(&mut s, &["n"]);
+    assert_eq!(s.results.file, 1);
+    assert!(s.results.current_episode().is_none());
+    press(&mut s, &["]"]);
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.text == "no saved episodes for this task")
+    );
+}
+
+#[test]
+fn a_bad_results_file_says_which_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.json");
+    std::fs::write(&p, "{\"method\": 3}").unwrap();
+    let err = coe::tui::results_io::load_results(&p).unwrap_err();
+    assert!(
+        err.starts_with(&format!("{}: not a results.json: ", p.display())),
+        "{err}"
+    );
+    std::fs::write(&p, "{\"method\": \"coe\"}").unwrap();
+    std::fs::write(
+        dir.path().join("episodes.jsonl"),
+        "{\"task_id\": \"a\"}\nnot json\n",
+    )
+    .unwrap();
+    let (f, bad) = coe::tui::results_io::load_results(&p).unwrap();
+    assert_eq!((f.episodes.len(), bad), (1, 1));
+}

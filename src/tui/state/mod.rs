@@ -4,6 +4,7 @@
 pub mod code_view;
 pub mod editor;
 pub mod followed;
+pub mod results;
 pub mod ring;
 pub mod run_view;
 
@@ -15,6 +16,7 @@ use crate::tui::msg::{DataRecord, EnvSnapshot};
 use crate::tui::state::code_view::CodeView;
 use crate::tui::state::editor::{LineInput, TextEditor};
 use crate::tui::state::followed::{FollowedRun, XAxis};
+use crate::tui::state::results::ResultsState;
 use crate::tui::state::ring::Ring;
 use crate::tui::state::run_view::PlotKind;
 use crate::tui::style::theme::Theme;
@@ -29,10 +31,17 @@ pub enum Mode {
     Step,
     Config,
     Data,
+    Results,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Monitor, Mode::Step, Mode::Config, Mode::Data];
+    pub const ALL: [Mode; 5] = [
+        Mode::Monitor,
+        Mode::Step,
+        Mode::Config,
+        Mode::Data,
+        Mode::Results,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +49,7 @@ impl Mode {
             Mode::Step => "step",
             Mode::Config => "config",
             Mode::Data => "data",
+            Mode::Results => "results",
         }
     }
 }
@@ -227,6 +237,7 @@ pub struct AppState {
     pub step: StepState,
     pub config: ConfigState,
     pub data: DataState,
+    pub results: ResultsState,
     pub job: Option<JobState>,
     pub quit: bool,
     pub dirty: bool,
@@ -261,6 +272,7 @@ impl AppState {
                 scroll: 0,
             },
             data: DataState::default(),
+            results: ResultsState::default(),
             job: None,
             quit: false,
             dirty: true,
@@ -286,6 +298,7 @@ impl AppState {
         self.monitor.code.prepare(&syntax, mode);
         self.step.code.prepare(&syntax, mode);
         self.data.code.prepare(&syntax, mode);
+        self.results.code.prepare(&syntax, mode);
     }
 }
 

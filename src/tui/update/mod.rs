@@ -5,6 +5,7 @@
 pub mod config;
 pub mod data;
 pub mod monitor;
+pub mod results;
 pub mod step;
 
 use crate::tui::keymap::{Action, KeyChord, Layer};
@@ -31,12 +32,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     fx
 }
 
-fn layer_of(mode: Mode) -> Layer {
+/// The key layer of a mode.
+pub fn layer_of(mode: Mode) -> Layer {
     match mode {
         Mode::Monitor => Layer::Monitor,
         Mode::Step => Layer::Step,
         Mode::Config => Layer::Config,
         Mode::Data => Layer::Data,
+        Mode::Results => Layer::Results,
     }
 }
 
@@ -84,6 +87,7 @@ fn handle_mode_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>
         Mode::Step => step::handle_action(state, action, fx),
         Mode::Config => config::handle_action(state, action, fx),
         Mode::Data => data::handle_action(state, action, fx),
+        Mode::Results => results::handle_action(state, action),
     }
 }
 
@@ -104,6 +108,7 @@ fn handle_global(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> 
         Action::ModeStep => Mode::Step,
         Action::ModeConfig => Mode::Config,
         Action::ModeData => Mode::Data,
+        Action::ModeResults => Mode::Results,
         Action::NextMode => Mode::ALL
             .get((idx + 1) % n)
             .copied()

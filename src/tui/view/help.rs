@@ -4,7 +4,7 @@
 //! mode's layer comes first, so the keys that matter now are on the first screen.
 use super::frame::{centered, pane_block};
 use crate::tui::keymap::Layer;
-use crate::tui::state::{AppState, Mode};
+use crate::tui::state::AppState;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -23,12 +23,7 @@ const TEXT_KEYS: &[(&str, &str)] = &[
 pub fn help_lines(state: &AppState) -> Vec<Line<'static>> {
     let t = &state.theme;
     let mut lines = Vec::new();
-    let own = match state.mode {
-        Mode::Monitor => Layer::Monitor,
-        Mode::Step => Layer::Step,
-        Mode::Config => Layer::Config,
-        Mode::Data => Layer::Data,
-    };
+    let own = crate::tui::update::layer_of(state.mode);
     let order = std::iter::once(own).chain(Layer::ALL.into_iter().filter(|&l| l != own));
     for layer in order {
         let bindings = state.keymap.bindings(layer);

@@ -11,6 +11,7 @@ mod help;
 mod log;
 mod plots;
 mod popups;
+mod results;
 mod status;
 mod test_pane;
 
@@ -49,6 +50,7 @@ pub fn render(frame: &mut Frame, state: &AppState) {
         Mode::Step => render_step(frame, body, state),
         Mode::Config => config::render(frame, body, state),
         Mode::Data => data::render(frame, body, state),
+        Mode::Results => results::render(frame, body, state),
     }
     frame.render_widget(LogPane::new(&state.log, &state.theme), log_area);
     frame.render_widget(StatusBar::new(state), status_area);

@@ -86,12 +86,47 @@ fn step_fields(state: &AppState) -> Vec<String> {
     out
 }
 
+/// The last two components of a path (`coe-sft/results.json`): which run, which file.
+fn short_path(p: &std::path::Path) -> String {
+    let parts: Vec<String> = p
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+}
+
+fn results_fields(state: &AppState) -> Vec<String> {
+    let r = &state.results;
+    let Some(f) = r.current() else {
+        return vec!["no results loaded".into()];
+    };
+    let mut out = vec![
+        format!(
+            "file {}/{} {}",
+            r.file + 1,
+            r.files.len(),
+            short_path(&f.path)
+        ),
+        format!("{} saved episodes", f.episodes.len()),
+    ];
+    if let Some(a) = &f.summary.provenance.adapter {
+        out.push(format!("adapter {a}"));
+    }
+    if f.summary.partial {
+        out.push("partial (stopped early)".into());
+    }
+    out
+}
+
 impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let st = self.state;
         let t = &st.theme;
         let mut fields = match st.mode {
             Mode::Step => step_fields(st),
+            Mode::Results => results_fields(st),
             _ => run_fields(st),
         };
         if let Some(j) = &st.job {

@@ -253,3 +253,23 @@ pub fn named_run(name: &str, steps: u64, offset: f64) -> Vec<Event> {
     }
     out
 }
+
+/// The results fixtures: CoE with saved episodes (browsed), CoT without.
+pub fn results_state() -> AppState {
+    let mut s = state();
+    s.mode = coe::tui::state::Mode::Results;
+    let files = ["coe-sft", "cot-sft"]
+        .iter()
+        .map(|d| {
+            coe::tui::results_io::load_results(
+                &root()
+                    .join("tests/fixtures/results")
+                    .join(d)
+                    .join("results.json"),
+            )
+            .unwrap()
+        })
+        .collect();
+    coe::tui::update::results::add_files(&mut s, files);
+    s
+}
