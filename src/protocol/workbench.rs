@@ -212,3 +212,23 @@ pub enum DataMsg {
         message: String,
     },
 }
+
+/// One run as the run picker lists it, read from its `events.jsonl` (the first
+/// line and the newest part of the file).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub name: String,
+    /// `sft`, `rl`, `eval`, or `?` before `run_started` arrives.
+    pub kind: String,
+    /// `running`, `completed`, `failed` or `interrupted` (cancelled, or silent for long).
+    pub status: String,
+    pub step: u64,
+    pub loss: Option<f64>,
+    pub reward: Option<f64>,
+    pub solve_rate: Option<f64>,
+    /// When `events.jsonl` was last written (seconds since the Unix epoch).
+    pub modified_unix: f64,
+    /// Whether a `results.json` sits in the run's folder.
+    pub has_results: bool,
+}

@@ -201,6 +201,22 @@ impl EffectRunner {
                 }
                 None
             }
+            Effect::ScanRuns(extra) => {
+                let tx = self.worker_tx.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let spawned = std::thread::Builder::new()
+                    .name("coe-run-scan".into())
+                    .spawn(move || {
+                        let list = crate::runtime::run_scan::scan(Path::new("runs"), &extra, now);
+                        let _ = tx.send(Msg::Runs(list));
+                    });
+                if let Err(e) = spawned {
+                    state.log(Level::Error, format!("cannot start a scanner thread: {e}"));
+                }
+                None
+            }
             Effect::LoadData(path) => {
                 let tx = self.worker_tx.clone();
                 let spawned = std::thread::Builder::new()

@@ -3,7 +3,7 @@
 //! of its effect runner (`Effect`). Only these two know about the terminal.
 pub use crate::protocol::workbench::{
     DataMsg, DataRecord, EnvReply, EnvRequest, EnvSnapshot, FollowMsg, JobMsg, ModelReply,
-    ModelRequest, ProposeRequest, RunFollowMsg,
+    ModelRequest, ProposeRequest, RunFollowMsg, RunSummary,
 };
 use crossterm::event::KeyEvent;
 use std::path::PathBuf;
@@ -22,6 +22,8 @@ pub enum Msg {
     Model(ModelReply),
     Job(JobMsg),
     Data(DataMsg),
+    /// The run picker's list, freshly read.
+    Runs(Vec<RunSummary>),
     /// The config file was written (`Ok(path)`) or not.
     ConfigSaved(Result<String, String>),
 }
@@ -59,6 +61,8 @@ pub enum Effect {
     },
     CancelJob,
     LoadData(PathBuf),
+    /// List `runs/*/` and these folders for the run picker (answered with `Msg::Runs`).
+    ScanRuns(Vec<PathBuf>),
 }
 
 impl From<RunFollowMsg> for Msg {

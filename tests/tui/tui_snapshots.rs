@@ -252,3 +252,33 @@ fn results_without_files() {
     s.mode = Mode::Results;
     insta::assert_snapshot!(draw(&mut s, 80, 24));
 }
+
+#[test]
+fn run_picker_80x24() {
+    use coe::protocol::workbench::RunSummary;
+    let mut s = two_runs();
+    s.now = 1_795_000_100.0;
+    let run = |name: &str, kind: &str, status: &str, step: u64| RunSummary {
+        dir: format!("runs/{name}").into(),
+        name: name.into(),
+        kind: kind.into(),
+        status: status.into(),
+        step,
+        loss: Some(0.5),
+        reward: (kind == "rl").then_some(0.25),
+        solve_rate: (kind == "rl").then_some(0.4),
+        modified_unix: 1_795_000_000.0,
+        has_results: status == "completed",
+    };
+    update(
+        &mut s,
+        Msg::Runs(vec![
+            run("coe-sft", "sft", "running", 20),
+            run("cot-sft", "sft", "running", 20),
+            run("coe-rl", "rl", "completed", 200),
+            run("direct-rl", "rl", "failed", 12),
+        ]),
+    );
+    s.popup = Some(Popup::Runs { selected: 2 });
+    insta::assert_snapshot!(draw(&mut s, 80, 24));
+}

@@ -440,3 +440,81 @@ fn a_bad_results_file_says_which_and_why() {
     let (f, bad) = coe::tui::results_io::load_results(&p).unwrap();
     assert_eq!((f.episodes.len(), bad), (1, 1));
 }
+
+#[test]
+fn the_run_picker_lists_runs_and_enter_follows_or_stops_following() {
+    use coe::protocol::workbench::RunSummary;
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    let fx = press(&mut s, &["o"]);
+    assert!(matches!(fx.as_slice(), [Effect::ScanRuns(extra)] if extra.is_empty()));
+    assert_eq!(s.popup, Some(Popup::Runs { selected: 0 }));
+    let run = |name: &str| RunSummary {
+        dir: format!("runs/{name}").into(),
+        name: name.into(),
+        kind: "sft".into(),
+        status: "running".into(),
+        ..RunSummary::default()
+    };
+    update(&mut s, Msg::Runs(vec![run("coe"), run("cot")]));
+    let fx = press(&mut s, &["enter", "j", "enter"]);
+    assert!(
+        matches!(
+            fx.as_slice(),
+            [Effect::Follow { run: 0, .. }, Effect::Follow { run: 1, .. }]
+        ),
+        "{fx:?}"
+    );
+    assert_eq!(s.monitor.runs.len(), 2);
+    // Ticks refresh the list while the picker is open.
+    assert!(matches!(
+        update(&mut s, Msg::Tick { unix: 1.0 }).as_slice(),
+        [Effect::ScanRuns(extra)] if extra.len() == 2
+    ));
+    let fx = press(&mut s, &["enter"]);
+    assert!(matches!(fx.as_slice(), [Effect::Unfollow(1)]), "{fx:?}");
+    assert_eq!(s.monitor.runs.len(), 1);
+    press(&mut s, &["esc"]);
+    assert!(update(&mut s, Msg::Tick { unix: 2.0 }).is_empty());
+}
+
+#[test]
+fn the_run_scanner_reads_status_and_latest_metrics_from_events() {
+    use coe::runtime::run_scan::scan;
+    let root = tempfile::tempdir().unwrap();
+    let write = |name: &str, events: Vec<coe::protocol::Event>| {
+        let d = root.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
+        std::fs::write(d.join("events.jsonl"), text).unwrap();
+    };
+    write("b-running", named_run("b-running", 5, 0.0));
+    let mut done = run_events();
+    done.push(coe::protocol::Event::Run(
+        coe::protocol::RunEvent::RunFinished {
+            job: 0,
+            status: coe::protocol::RunStatus::Completed,
+            step: 20,
+            error: None,
+        },
+    ));
+    write("a-done", done);
+    std::fs::create_dir_all(root.path().join("not-a-run")).unwrap();
+    let now = coe::tui::event_loop::unix_now();
+    let list = scan(root.path(), &[], now);
+    let got: Vec<(&str, &str, &str, u64)> = list
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind.as_str(), r.status.as_str(), r.step))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("smoke-rl", "rl", "completed", 20),
+            ("b-running", "rl", "running", 5)
+        ]
+    );
+    assert!(list[0].solve_rate.is_some() && list[1].loss.is_some());
+    // Silent for longer than SILENT_S without run_finished: interrupted.
+    let later = scan(root.path(), &[], now + 3600.0);
+    assert_eq!(later[1].status, "interrupted");
+}

@@ -77,6 +77,7 @@ pub enum Action {
     NextRun,
     PrevRun,
     ToggleXAxis,
+    PickRuns,
     ModeResults,
     PrevSample,
     NextSample,

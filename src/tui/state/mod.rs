@@ -73,6 +73,7 @@ pub enum Popup {
     Help { scroll: usize },
     Episodes { selected: usize },
     Tasks { selected: usize },
+    Runs { selected: usize },
 }
 
 /// Monitor mode: the followed runs and the episode being scrubbed.
@@ -87,6 +88,8 @@ pub struct MonitorState {
     /// What the status bar says while no run is followed.
     pub follow_status: String,
     pub x_axis: XAxis,
+    /// The run picker's list (`runs/*/` and followed folders), newest read.
+    pub picker: Vec<crate::protocol::workbench::RunSummary>,
     /// (job, episode) shown; `None` with `follow_latest` shows the newest.
     pub selected: Option<(u64, u64)>,
     pub follow_latest: bool,

@@ -19,7 +19,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => handle_key(state, &key, &mut fx),
         Msg::Resize => {}
-        Msg::Tick { unix } => state.now = unix,
+        Msg::Tick { unix } => {
+            state.now = unix;
+            // The picker refreshes as runs appear.
+            if matches!(state.popup, Some(Popup::Runs { .. })) {
+                fx.push(monitor::scan_runs(state));
+            }
+        }
+        Msg::Runs(list) => state.monitor.picker = list,
         Msg::Follow(m) => monitor::handle_follow(state, m),
         Msg::Env(r) => step::handle_env(state, r, &mut fx),
         Msg::Model(r) => step::handle_model(state, r, &mut fx),
@@ -145,14 +152,22 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
         Popup::Help { .. } => usize::MAX,
         Popup::Episodes { .. } => monitor::current_run(state).map_or(0, |r| r.episodes.len()),
         Popup::Tasks { .. } => state.step.tasks.len(),
+        Popup::Runs { .. } => state.monitor.picker.len(),
     };
     let pos = match &popup {
         Popup::Help { scroll } => *scroll,
-        Popup::Episodes { selected } | Popup::Tasks { selected } => *selected,
+        Popup::Episodes { selected } | Popup::Tasks { selected } | Popup::Runs { selected } => {
+            *selected
+        }
     };
     let moved = match action {
         Action::Close | Action::Quit | Action::Help => {
             state.popup = None;
+            return;
+        }
+        Action::Select if matches!(popup, Popup::Runs { .. }) => {
+            // The picker stays open: several runs are chosen one after another.
+            monitor::toggle_picked(state, pos, fx);
             return;
         }
         Action::Select => {
@@ -161,6 +176,7 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
                 Popup::Help { .. } => {}
                 Popup::Episodes { selected } => monitor::select_index(state, selected),
                 Popup::Tasks { selected } => step::open_task(state, selected, fx),
+                Popup::Runs { .. } => {}
             }
             return;
         }
@@ -177,5 +193,6 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
         Popup::Help { .. } => Popup::Help { scroll: moved },
         Popup::Episodes { .. } => Popup::Episodes { selected: moved },
         Popup::Tasks { .. } => Popup::Tasks { selected: moved },
+        Popup::Runs { .. } => Popup::Runs { selected: moved },
     });
 }

@@ -124,6 +124,34 @@ pub fn handle_follow(state: &mut AppState, tagged: RunFollowMsg) {
     }
 }
 
+/// Asks for the run picker's list: `runs/*/` and every folder followed.
+pub fn scan_runs(state: &AppState) -> Effect {
+    Effect::ScanRuns(state.monitor.runs.iter().map(|r| r.dir.clone()).collect())
+}
+
+/// The picker's `enter`: follow the chosen run too, or stop following it.
+pub fn toggle_picked(state: &mut AppState, selected: usize, fx: &mut Vec<Effect>) {
+    let Some(dir) = state.monitor.picker.get(selected).map(|r| r.dir.clone()) else {
+        return;
+    };
+    match state
+        .monitor
+        .runs
+        .iter()
+        .find(|r| r.dir == dir)
+        .map(|r| r.id)
+    {
+        Some(id) => unfollow(state, id, fx),
+        None if state.monitor.runs.len() >= MAX_RUNS => {
+            state.log(
+                Level::Warn,
+                format!("at most {MAX_RUNS} runs are followed at once"),
+            );
+        }
+        None => follow_also(state, dir, fx),
+    }
+}
+
 /// The run shown's state, if any run is followed.
 pub fn current_run(state: &AppState) -> Option<&RunState> {
     state.monitor.current_run().map(|r| &r.run)
@@ -203,7 +231,7 @@ fn cycle_run(state: &mut AppState, delta: isize) {
     refresh_code(state);
 }
 
-pub fn handle_action(state: &mut AppState, action: Action, _fx: &mut Vec<Effect>) {
+pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
     let len = episode_count(state);
     let cur = current_index(state);
     let pick =
@@ -261,6 +289,10 @@ pub fn handle_action(state: &mut AppState, action: Action, _fx: &mut Vec<Effect>
         }
         Action::NextRun => cycle_run(state, 1),
         Action::PrevRun => cycle_run(state, -1),
+        Action::PickRuns => {
+            state.popup = Some(Popup::Runs { selected: 0 });
+            fx.push(scan_runs(state));
+        }
         Action::ToggleXAxis => state.monitor.x_axis = state.monitor.x_axis.toggled(),
         _ => {}
     }

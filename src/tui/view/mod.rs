@@ -9,6 +9,7 @@ mod data;
 mod frame;
 mod help;
 mod log;
+mod picker;
 mod plots;
 mod popups;
 mod results;
@@ -60,6 +61,7 @@ pub fn render(frame: &mut Frame, state: &AppState) {
             popups::render_episodes(frame, area, state, *selected)
         }
         Some(Popup::Tasks { selected }) => popups::render_tasks(frame, area, state, *selected),
+        Some(Popup::Runs { selected }) => picker::render_runs(frame, area, state, *selected),
         None => {}
     }
 }

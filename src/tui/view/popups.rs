@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph};
 
-fn render_list(
+pub(super) fn render_list(
     frame: &mut Frame,
     area: Rect,
     state: &AppState,
