@@ -328,11 +328,12 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
     let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(events == expected, "ingested {events} of {expected} events");
     eprintln!(
-        "bench tui: {RUNS} runs of {points_per_line}+ points per line; {events} events in {ingest_s:.1} s ({:.0}/s, writer {write_s:.1} s, UI done {lag_s:.2} s after it); \
+        "bench tui: {RUNS} runs of {points_per_line}+ points per line; {events} events ({} live) in {ingest_s:.1} s ({:.0} live/s, writer {write_s:.1} s, UI done {lag_s:.2} s after it); \
          frame median {frame_med:.2} ms p99 {frame_p99:.2} ms over {frames} frames; key latency median {key_med:.1} ms p99 {key_p99:.1} ms; \
          RSS {rss_before} → {} (half-way) → {rss_after} KiB (peak {rss_peak}); \
          CPU {cpu_following:.2} % of a core following, {cpu_idle:.2} % idle",
-        events as f64 / ingest_s,
+        events - prefilled,
+        (events - prefilled) as f64 / ingest_s,
         rss_half.unwrap_or(0)
     );
     Ok(json!({
@@ -345,7 +346,7 @@ pub fn run() -> anyhow::Result<serde_json::Value> {
         "events": events,
         "writer_s": write_s,
         "ingest_s": ingest_s,
-        "ingest_events_per_s": events as f64 / ingest_s,
+        "ingest_events_per_s": (events - prefilled) as f64 / ingest_s,
         "ui_done_after_writer_s": lag_s,
         "frames": frames,
         "frame_median_ms": frame_med,
