@@ -29,11 +29,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Open the workbench (TUI), optionally following a run directory.
+    /// Open the workbench (TUI), optionally following runs or showing eval results.
     Tui {
-        /// Follow runs/<name>/events.jsonl as it grows.
+        /// Follow runs/<name>/events.jsonl as it grows; repeat to overlay several runs.
         #[arg(long, value_name = "RUN_DIR")]
-        follow: Option<PathBuf>,
+        follow: Vec<PathBuf>,
+        /// Open the results view on an eval results.json; repeat to compare several.
+        #[arg(long, value_name = "RESULTS_JSON")]
+        results: Vec<PathBuf>,
         /// Tasks for step mode (default: eval.tasks, else datasets/problems.jsonl with synthetic bugs).
         #[arg(long, value_name = "F")]
         tasks: Option<PathBuf>,

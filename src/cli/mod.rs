@@ -55,12 +55,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => return workbench::run(cli.config.as_deref(), &cli.device, cli.threads),
         Some(cmd) => cmd,
     };
-    let tui = |follow: &Option<PathBuf>, tasks: &Option<PathBuf>, no_model: bool| {
+    let tui = |follow: &[PathBuf], results: &[PathBuf], tasks: &Option<PathBuf>, no_model: bool| {
         crate::tui::run(crate::tui::TuiOptions {
             config: cli.config.clone(),
             device: cli.device.clone(),
             threads: cli.threads,
-            follow: follow.clone(),
+            follow: follow.to_vec(),
+            results: results.to_vec(),
             tasks: tasks.clone(),
             no_model,
         })
@@ -70,17 +71,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut ctx = match &cmd {
         Cmd::Tui {
             follow,
+            results,
             tasks,
             no_model,
-        } => return tui(follow, tasks, *no_model),
+        } => return tui(follow, results, tasks, *no_model),
         _ => context::Ctx::load(cli.config.as_deref(), &cli.device, cli.threads)?,
     };
     match &cmd {
         Cmd::Tui {
             follow,
+            results,
             tasks,
             no_model,
-        } => tui(follow, tasks, *no_model),
+        } => tui(follow, results, tasks, *no_model),
 
         Cmd::Model(ModelCmd::Inspect {
             model,

@@ -30,6 +30,14 @@ pub enum FollowMsg {
     Failed(String),
 }
 
+/// A tail reader's report tagged with the run it follows: the workbench follows
+/// several runs at once, and a report for a run it stopped following is dropped.
+#[derive(Debug, Clone)]
+pub struct RunFollowMsg {
+    pub run: u64,
+    pub msg: FollowMsg,
+}
+
 /// Requests to the environment worker (sandbox pool + the open episode).
 #[derive(Debug, Clone)]
 pub enum EnvRequest {
@@ -203,4 +211,24 @@ pub enum DataMsg {
         path: PathBuf,
         message: String,
     },
+}
+
+/// One run as the run picker lists it, read from its `events.jsonl` (the first
+/// line and the newest part of the file).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub name: String,
+    /// `sft`, `rl`, `eval`, or `?` before `run_started` arrives.
+    pub kind: String,
+    /// `running`, `completed`, `failed` or `interrupted` (cancelled, or silent for long).
+    pub status: String,
+    pub step: u64,
+    pub loss: Option<f64>,
+    pub reward: Option<f64>,
+    pub solve_rate: Option<f64>,
+    /// When `events.jsonl` was last written (seconds since the Unix epoch).
+    pub modified_unix: f64,
+    /// Whether a `results.json` sits in the run's folder.
+    pub has_results: bool,
 }

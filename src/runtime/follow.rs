@@ -8,7 +8,7 @@
 //! piling events up (STYLE 4). At end of file it polls; a file that shrinks or
 //! is replaced (new inode) is read again from the start.
 use crate::protocol::Event;
-use crate::protocol::workbench::FollowMsg;
+use crate::protocol::workbench::{FollowMsg, RunFollowMsg};
 use crossbeam_channel::Sender;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -32,9 +32,10 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Follows `dir/events.jsonl`, sending `FollowMsg` on `tx`.
-    pub fn start<M: From<FollowMsg> + Send + 'static>(
+    /// Follows `dir/events.jsonl`, sending `FollowMsg` tagged with `run` on `tx`.
+    pub fn start<M: From<RunFollowMsg> + Send + 'static>(
         dir: &Path,
+        run: u64,
         tx: Sender<M>,
     ) -> std::io::Result<Follower> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -42,7 +43,7 @@ impl Follower {
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
             .name("coe-follow".into())
-            .spawn(move || tail(&path, &tx, &flag))?;
+            .spawn(move || tail(&path, run, &tx, &flag))?;
         Ok(Follower {
             stop,
             handle: Some(handle),
@@ -61,12 +62,13 @@ impl Drop for Follower {
     }
 }
 
-fn send<M: From<FollowMsg> + Send + 'static>(tx: &Sender<M>, m: FollowMsg) -> bool {
-    tx.send(M::from(m)).is_ok()
+fn send<M: From<RunFollowMsg> + Send + 'static>(tx: &Sender<M>, run: u64, msg: FollowMsg) -> bool {
+    tx.send(M::from(RunFollowMsg { run, msg })).is_ok()
 }
 
-fn open_when_present<M: From<FollowMsg> + Send + 'static>(
+fn open_when_present<M: From<RunFollowMsg> + Send + 'static>(
     path: &Path,
+    run: u64,
     tx: &Sender<M>,
     stop: &AtomicBool,
 ) -> Option<File> {
@@ -81,6 +83,7 @@ fn open_when_present<M: From<FollowMsg> + Send + 'static>(
                 if !announced
                     && !send(
                         tx,
+                        run,
                         FollowMsg::Waiting {
                             path: path.to_path_buf(),
                         },
@@ -94,6 +97,7 @@ fn open_when_present<M: From<FollowMsg> + Send + 'static>(
             Err(e) => {
                 send(
                     tx,
+                    run,
                     FollowMsg::Failed(format!("cannot open {}: {e}", path.display())),
                 );
                 return None;
@@ -110,13 +114,18 @@ fn rotated(path: &Path, file: &File, offset: u64) -> bool {
     }
 }
 
-fn tail<M: From<FollowMsg> + Send + 'static>(path: &Path, tx: &Sender<M>, stop: &AtomicBool) {
+fn tail<M: From<RunFollowMsg> + Send + 'static>(
+    path: &Path,
+    run: u64,
+    tx: &Sender<M>,
+    stop: &AtomicBool,
+) {
     let path: PathBuf = path.to_path_buf();
     'file: loop {
-        let Some(file) = open_when_present(&path, tx, stop) else {
+        let Some(file) = open_when_present(&path, run, tx, stop) else {
             return;
         };
-        if !send(tx, FollowMsg::Opened { path: path.clone() }) {
+        if !send(tx, run, FollowMsg::Opened { path: path.clone() }) {
             return;
         }
         let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -133,6 +142,7 @@ fn tail<M: From<FollowMsg> + Send + 'static>(path: &Path, tx: &Sender<M>, stop: 
                 Err(e) => {
                     send(
                         tx,
+                        run,
                         FollowMsg::Failed(format!("cannot read {}: {e}", path.display())),
                     );
                     return;
@@ -149,6 +159,7 @@ fn tail<M: From<FollowMsg> + Send + 'static>(path: &Path, tx: &Sender<M>, stop: 
                         Err(error) => {
                             if !send(
                                 tx,
+                                run,
                                 FollowMsg::BadLine {
                                     line: line_no,
                                     error,
@@ -164,12 +175,12 @@ fn tail<M: From<FollowMsg> + Send + 'static>(path: &Path, tx: &Sender<M>, stop: 
                     continue;
                 }
             }
-            if !batch.is_empty() && !send(tx, FollowMsg::Events(std::mem::take(&mut batch))) {
+            if !batch.is_empty() && !send(tx, run, FollowMsg::Events(std::mem::take(&mut batch))) {
                 return;
             }
             if n == 0 {
                 if rotated(&path, reader.get_ref(), offset) {
-                    if !send(tx, FollowMsg::Restarted) {
+                    if !send(tx, run, FollowMsg::Restarted) {
                         return;
                     }
                     continue 'file;

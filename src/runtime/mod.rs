@@ -13,6 +13,7 @@ pub mod env_worker;
 pub mod follow;
 pub mod launcher;
 pub mod model_worker;
+pub mod run_scan;
 pub mod serve;
 
 use std::collections::BTreeMap;

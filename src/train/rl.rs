@@ -128,6 +128,8 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
             solve_rate: Some(rollout.solve_rate),
             kl: Some(kl),
             tokens_per_s: Some(tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
+            // Not counted across a resume; the workbench estimates from tokens_per_s.
+            tokens: None,
             elapsed_s: Some(started.elapsed().as_secs_f64()),
         }))?;
         periodic.after_step(cfg, step, &valid, &mut prep, env, &mut last_eval)?;

@@ -101,13 +101,10 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
     let mut step = prep.start_step;
     let job = env.emit.job();
     // Tokens trained so far: on resume, recounted from the (deterministic) data order.
-    let mut seen: u64 = match s.token_budget {
-        Some(_) => (0..step * per_step)
-            .filter_map(|k| examples.get(order.index(k)))
-            .map(|e| e.seq.ids.len() as u64)
-            .sum(),
-        None => 0,
-    };
+    let mut seen: u64 = (0..step * per_step)
+        .filter_map(|k| examples.get(order.index(k)))
+        .map(|e| e.seq.ids.len() as u64)
+        .sum();
     while step < total && s.token_budget.is_none_or(|b| seen < b) {
         if env.cancelled() {
             return periodic.cancelled(cfg, step, &prep, env, last_eval);
@@ -138,6 +135,7 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
             lr: Some(lr),
             grad_norm: Some(grad_norm),
             tokens_per_s: Some(tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
+            tokens: Some(seen),
             elapsed_s: Some(started.elapsed().as_secs_f64()),
             ..Metric::default()
         }))?;

@@ -19,7 +19,7 @@ use crate::tui::sources::{data_files, load_step_tasks};
 use crate::tui::state::{AppState, Level, Mode};
 use crate::tui::style::color::ColorMode;
 use crate::tui::style::theme::Theme;
-use crate::tui::update::{monitor, step};
+use crate::tui::update::{monitor, results, step};
 use crossbeam_channel::{Sender, bounded};
 use crossterm::event::{self, Event as TermEvent};
 use crossterm::execute;
@@ -41,8 +41,10 @@ pub struct TuiOptions {
     pub config: Option<PathBuf>,
     pub device: Option<String>,
     pub threads: Option<usize>,
-    /// `--follow RUN_DIR`: open in monitor mode on that run.
-    pub follow: Option<PathBuf>,
+    /// `--follow RUN_DIR`, repeatable: open in monitor mode on these runs, overlaid.
+    pub follow: Vec<PathBuf>,
+    /// `--results F`, repeatable: open the results view on these eval results, side by side.
+    pub results: Vec<PathBuf>,
     /// `--tasks F`: step mode's tasks.
     pub tasks: Option<PathBuf>,
     /// `--no-model`: no model worker (typed commands only).
@@ -107,9 +109,28 @@ pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
             state.log(Level::Error, e);
         }
     }
-    if let Some(dir) = &opts.follow {
+    for dir in &opts.follow {
         state.mode = Mode::Monitor;
-        monitor::begin_follow(&mut state, dir.clone());
+        if monitor::add_run(&mut state, dir.clone()).is_none() {
+            state.log(
+                Level::Warn,
+                format!("{}: followed already, or too many runs", dir.display()),
+            );
+        }
+    }
+    if !opts.follow.is_empty() {
+        state.monitor.current = 0;
+    }
+    let mut loaded = Vec::new();
+    for path in &opts.results {
+        match crate::tui::results_io::load_results(path) {
+            Ok(f) => loaded.push(f),
+            Err(e) => state.log(Level::Error, e),
+        }
+    }
+    if !opts.results.is_empty() {
+        state.mode = Mode::Results;
+        results::add_files(&mut state, loaded);
     }
     if opts.no_model {
         state.log(Level::Info, "model off (--no-model): type commands with i");
@@ -175,8 +196,8 @@ fn spawn_input(
 /// step mode's workers only if the workbench opens in step mode.
 pub fn start_workers(startup: &mut Startup, rt: &mut EffectRunner) -> anyhow::Result<()> {
     rt.step_config = Some(startup.config.clone());
-    if let Some(dir) = startup.state.monitor.dir.clone() {
-        rt.follow(&dir).map_err(anyhow::Error::msg)?;
+    for r in &startup.state.monitor.runs {
+        rt.follow(r.id, &r.dir).map_err(anyhow::Error::msg)?;
     }
     let mut fx = Vec::new();
     if startup.state.mode == Mode::Step {

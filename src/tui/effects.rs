@@ -34,7 +34,8 @@ pub struct EffectRunner {
     pub worker_rx: Receiver<Msg>,
     pub follow_tx: Sender<Msg>,
     pub follow_rx: Receiver<Msg>,
-    follower: Option<Follower>,
+    /// One tail reader per followed run, by run id.
+    followers: Vec<(u64, Follower)>,
     job: Option<Job>,
 }
 
@@ -57,20 +58,29 @@ impl EffectRunner {
             worker_rx,
             follow_tx,
             follow_rx,
-            follower: None,
+            followers: Vec::new(),
             job: None,
         }
     }
 
-    /// Starts following `dir` (the one code path for `--follow` and for jobs).
-    pub fn follow(&mut self, dir: &Path) -> Result<(), String> {
-        // Stop the old reader first, then discard what it queued: those events belong to another run.
-        self.follower = None;
-        while self.follow_rx.try_recv().is_ok() {}
-        let f = Follower::start(dir, self.follow_tx.clone())
+    /// Starts following `dir` as run `run`, beside the runs followed already (the
+    /// one code path for `--follow`, the run picker and jobs).
+    pub fn follow(&mut self, run: u64, dir: &Path) -> Result<(), String> {
+        self.unfollow(run);
+        let f = Follower::start(dir, run, self.follow_tx.clone())
             .map_err(|e| format!("cannot start following {}: {e}", dir.display()))?;
-        self.follower = Some(f);
+        self.followers.push((run, f));
         Ok(())
+    }
+
+    /// Stops run `run`'s reader; what it queued is dropped by `update` (unknown id).
+    pub fn unfollow(&mut self, run: u64) {
+        self.followers.retain(|(id, _)| *id != run);
+    }
+
+    /// Stops every reader.
+    pub fn unfollow_all(&mut self) {
+        self.followers.clear();
     }
 
     /// Starts the environment worker and, with `model`, the model worker (which
@@ -107,7 +117,7 @@ impl EffectRunner {
     pub fn shutdown(&mut self, wait: std::time::Duration) {
         self.env_tx = None;
         self.model_tx = None;
-        self.follower = None;
+        self.followers.clear();
         let deadline = std::time::Instant::now() + wait;
         if let Some(h) = self.env_handle.take() {
             while !h.is_finished() && std::time::Instant::now() < deadline {
@@ -150,10 +160,14 @@ impl EffectRunner {
                 }
                 None
             }
-            Effect::Follow(dir) => {
-                if let Err(e) = self.follow(&dir) {
+            Effect::Follow { run, dir } => {
+                if let Err(e) = self.follow(run, &dir) {
                     state.log(Level::Error, e);
                 }
+                None
+            }
+            Effect::Unfollow(run) => {
+                self.unfollow(run);
                 None
             }
             Effect::SaveConfig { path, text } => Some(Msg::ConfigSaved(save(&path, &text))),
@@ -161,6 +175,7 @@ impl EffectRunner {
                 path,
                 text,
                 run_dir,
+                run,
             } => {
                 if let Err(e) = save(&path, &text) {
                     return Some(Msg::Job(JobMsg::Failed(format!(
@@ -168,7 +183,8 @@ impl EffectRunner {
                     ))));
                 }
                 state.config.saved = text;
-                if let Err(e) = self.follow(&run_dir) {
+                self.unfollow_all();
+                if let Err(e) = self.follow(run, &run_dir) {
                     state.log(Level::Error, e);
                 }
                 match Job::start(&path, &run_dir, self.worker_tx.clone()) {
@@ -182,6 +198,22 @@ impl EffectRunner {
             Effect::CancelJob => {
                 if let Some(Err(e)) = self.job.as_ref().map(Job::cancel) {
                     state.log(Level::Error, e);
+                }
+                None
+            }
+            Effect::ScanRuns(extra) => {
+                let tx = self.worker_tx.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let spawned = std::thread::Builder::new()
+                    .name("coe-run-scan".into())
+                    .spawn(move || {
+                        let list = crate::runtime::run_scan::scan(Path::new("runs"), &extra, now);
+                        let _ = tx.send(Msg::Runs(list));
+                    });
+                if let Err(e) = spawned {
+                    state.log(Level::Error, format!("cannot start a scanner thread: {e}"));
                 }
                 None
             }

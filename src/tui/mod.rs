@@ -14,6 +14,7 @@ pub mod effects;
 pub mod event_loop;
 pub mod keymap;
 pub mod msg;
+pub mod results_io;
 pub mod sources;
 pub mod state;
 pub mod style;

@@ -3,7 +3,7 @@
 //! of its effect runner (`Effect`). Only these two know about the terminal.
 pub use crate::protocol::workbench::{
     DataMsg, DataRecord, EnvReply, EnvRequest, EnvSnapshot, FollowMsg, JobMsg, ModelReply,
-    ModelRequest, ProposeRequest,
+    ModelRequest, ProposeRequest, RunFollowMsg, RunSummary,
 };
 use crossterm::event::KeyEvent;
 use std::path::PathBuf;
@@ -17,11 +17,13 @@ pub enum Msg {
     Tick {
         unix: f64,
     },
-    Follow(FollowMsg),
+    Follow(RunFollowMsg),
     Env(EnvReply),
     Model(ModelReply),
     Job(JobMsg),
     Data(DataMsg),
+    /// The run picker's list, freshly read.
+    Runs(Vec<RunSummary>),
     /// The config file was written (`Ok(path)`) or not.
     ConfigSaved(Result<String, String>),
 }
@@ -38,24 +40,33 @@ pub enum Effect {
     Model(ProposeRequest),
     /// Drop the proposal requests still queued (their task is no longer on screen).
     CancelProposals,
-    /// Follow `dir/events.jsonl` (replacing any run followed before).
-    Follow(PathBuf),
+    /// Follow `dir/events.jsonl` as run `run`, beside the runs already followed.
+    Follow {
+        run: u64,
+        dir: PathBuf,
+    },
+    /// Stop following run `run`.
+    Unfollow(u64),
     SaveConfig {
         path: PathBuf,
         text: String,
     },
-    /// Save the config, then start `coe train sft --config <path>` and follow `run_dir`.
+    /// Save the config, then start `coe train sft --config <path>` and follow `run_dir`
+    /// as run `run`, instead of every run followed before.
     StartJob {
         path: PathBuf,
         text: String,
         run_dir: PathBuf,
+        run: u64,
     },
     CancelJob,
     LoadData(PathBuf),
+    /// List `runs/*/` and these folders for the run picker (answered with `Msg::Runs`).
+    ScanRuns(Vec<PathBuf>),
 }
 
-impl From<FollowMsg> for Msg {
-    fn from(m: FollowMsg) -> Self {
+impl From<RunFollowMsg> for Msg {
+    fn from(m: RunFollowMsg) -> Self {
         Msg::Follow(m)
     }
 }

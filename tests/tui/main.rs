@@ -5,6 +5,7 @@ mod support;
 mod tui_support;
 
 mod tui_e2e;
+mod tui_e2e_compare;
 mod tui_follow;
 mod tui_keymap;
 mod tui_snapshots;

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-struct Tmux {
+pub struct Tmux {
     socket: String,
 }
 
 impl Tmux {
     /// A tmux server of its own (`socket`) running `cmd` in a 100×30 session `e2e`.
-    fn start(socket: String, cmd: &str) -> Tmux {
+    pub fn start(socket: String, cmd: &str) -> Tmux {
         let tmux = Tmux { socket };
         tmux.run(&[
             "new-session",
@@ -35,7 +35,7 @@ impl Tmux {
         tmux
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
@@ -45,12 +45,12 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn screen(&self) -> String {
+    pub fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "e2e"])
     }
 
     /// Waits until the screen contains every needle; panics with the screen after 30 s.
-    fn wait_for(&self, needles: &[&str]) -> String {
+    pub fn wait_for(&self, needles: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let s = self.screen();
@@ -65,13 +65,13 @@ impl Tmux {
         }
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "e2e"];
         args.extend_from_slice(keys);
         self.run(&args);
     }
 
-    fn literal(&self, text: &str) {
+    pub fn literal(&self, text: &str) {
         self.run(&["send-keys", "-t", "e2e", "-l", text]);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 fn next(rx: &Receiver<Msg>) -> FollowMsg {
     match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Msg::Follow(m)) => m,
+        Ok(Msg::Follow(m)) => m.msg,
         other => panic!("expected a follow message, got {other:?}"),
     }
 }
@@ -39,7 +39,7 @@ fn follows_a_growing_file_line_by_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     let (tx, rx) = bounded(16);
-    let _f = Follower::start(dir.path(), tx).unwrap();
+    let _f = Follower::start(dir.path(), 0, tx).unwrap();
     assert!(matches!(next(&rx), FollowMsg::Waiting { .. }));
 
     let mut file = std::fs::File::create(&path).unwrap();
@@ -101,7 +101,7 @@ fn a_large_file_arrives_in_bounded_batches() {
     }
     std::fs::write(dir.path().join("events.jsonl"), text).unwrap();
     let (tx, rx) = bounded(4);
-    let _f = Follower::start(dir.path(), tx).unwrap();
+    let _f = Follower::start(dir.path(), 0, tx).unwrap();
     assert!(matches!(next(&rx), FollowMsg::Opened { .. }));
     let mut total = 0;
     while total < 2000 {

@@ -42,11 +42,15 @@ fn monitor_120x36_scrubbed_to_the_invalid_turn_plotting_reward() {
 fn monitor_waiting_for_a_run() {
     let mut s = state();
     s.mode = Mode::Monitor;
+    let run = coe::tui::update::monitor::add_run(&mut s, "runs/x".into()).unwrap();
     update(
         &mut s,
-        Msg::Follow(coe::tui::msg::FollowMsg::Waiting {
-            path: "runs/x/events.jsonl".into(),
-        }),
+        follow_msg(
+            run,
+            coe::tui::msg::FollowMsg::Waiting {
+                path: "runs/x/events.jsonl".into(),
+            },
+        ),
     );
     insta::assert_snapshot!(draw(&mut s, 80, 24));
 }
@@ -205,4 +209,77 @@ fn help_popup_lists_bindings() {
     insta::assert_snapshot!("help_top", draw(&mut s, 80, 24));
     press(&mut s, &["G"]);
     insta::assert_snapshot!("help_bottom", draw(&mut s, 80, 24));
+}
+
+fn two_runs() -> AppState {
+    use coe::tui::update::monitor::add_run;
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    let a = add_run(&mut s, "runs/coe-sft".into()).unwrap();
+    let b = add_run(&mut s, "runs/cot-sft".into()).unwrap();
+    ingest_run(&mut s, a, named_run("coe-sft", 20, 0.0));
+    ingest_run(&mut s, b, named_run("cot-sft", 20, 0.5));
+    ingest_run(&mut s, b, episode(1));
+    s
+}
+
+#[test]
+fn monitor_two_runs_overlaid_80x24() {
+    insta::assert_snapshot!(draw(&mut two_runs(), 80, 24));
+}
+
+#[test]
+fn monitor_two_runs_by_trained_tokens_120x36() {
+    let mut s = two_runs();
+    press(&mut s, &["x", "]"]);
+    insta::assert_snapshot!(draw(&mut s, 120, 36));
+}
+
+#[test]
+fn results_80x24_two_files_a_saved_episode() {
+    insta::assert_snapshot!(draw(&mut results_state(), 80, 24));
+}
+
+#[test]
+fn results_120x36_scrubbed_to_the_invalid_turn_of_the_second_sample() {
+    let mut s = results_state();
+    press(&mut s, &["]", "l"]);
+    insta::assert_snapshot!(draw(&mut s, 120, 36));
+}
+
+#[test]
+fn results_without_files() {
+    let mut s = state();
+    s.mode = Mode::Results;
+    insta::assert_snapshot!(draw(&mut s, 80, 24));
+}
+
+#[test]
+fn run_picker_80x24() {
+    use coe::protocol::workbench::RunSummary;
+    let mut s = two_runs();
+    s.now = 1_795_000_100.0;
+    let run = |name: &str, kind: &str, status: &str, step: u64| RunSummary {
+        dir: format!("runs/{name}").into(),
+        name: name.into(),
+        kind: kind.into(),
+        status: status.into(),
+        step,
+        loss: Some(0.5),
+        reward: (kind == "rl").then_some(0.25),
+        solve_rate: (kind == "rl").then_some(0.4),
+        modified_unix: 1_795_000_000.0,
+        has_results: status == "completed",
+    };
+    update(
+        &mut s,
+        Msg::Runs(vec![
+            run("coe-sft", "sft", "running", 20),
+            run("cot-sft", "sft", "running", 20),
+            run("coe-rl", "rl", "completed", 200),
+            run("direct-rl", "rl", "failed", 12),
+        ]),
+    );
+    s.popup = Some(Popup::Runs { selected: 2 });
+    insta::assert_snapshot!(draw(&mut s, 80, 24));
 }

@@ -31,10 +31,11 @@ fn is_propose(fx: &[Effect]) -> bool {
 fn following_a_run_starts_no_worker_until_step_mode_is_shown() {
     let mut s = following();
     let mut fx = Vec::new();
+    let run = shown_run(&mut s);
     for e in run_events() {
         fx.extend(update(
             &mut s,
-            Msg::Follow(coe::tui::msg::FollowMsg::Events(vec![e])),
+            follow_msg(run, coe::tui::msg::FollowMsg::Events(vec![e])),
         ));
     }
     fx.extend(update(&mut s, Msg::Tick { unix: 1.0 }));

@@ -13,7 +13,7 @@ fn following_shows_the_newest_turn_and_scrubbing_stops_following() {
     let mut s = state();
     s.mode = Mode::Monitor;
     ingest(&mut s, run_events());
-    assert_eq!(s.monitor.run.episodes.len(), 2);
+    assert_eq!(s.monitor.current_run().unwrap().run.episodes.len(), 2);
     assert_eq!(s.monitor.selected, Some((0, 2)));
     assert_eq!(s.monitor.turn, 3);
     s.prepare_frame();
@@ -60,7 +60,7 @@ fn a_resume_drops_plot_points_past_its_start_step() {
     events.push(started(5));
     events.push(metric(6, "train"));
     ingest(&mut s, events);
-    let run = &s.monitor.run;
+    let run = &s.monitor.current_run().unwrap().run;
     assert_eq!(run.resumes, 1);
     let loss = &run.plots.get(PlotKind::Loss).unwrap()[0];
     let steps: Vec<f64> = loss.points().iter().map(|p| p.0).collect();
@@ -298,10 +298,7 @@ fn config_edits_are_validated_at_their_line_and_bad_text_is_not_saved() {
     };
     assert_eq!(run_dir, &std::path::PathBuf::from("runs/default"));
     assert_eq!(s.mode, Mode::Monitor);
-    assert_eq!(
-        s.monitor.dir.as_deref(),
-        Some(std::path::Path::new("runs/default"))
-    );
+    assert_eq!(s.monitor.dir(), Some(std::path::Path::new("runs/default")));
     assert!(s.job.as_ref().is_some_and(|j| j.running));
     press(&mut s, &["3"]);
     assert!(press(&mut s, &["S"]).is_empty(), "one job at a time");
@@ -336,4 +333,189 @@ fn mode_keys_cycle_and_data_mode_loads_its_first_file() {
     assert!(matches!(fx.as_slice(), [Effect::LoadData(_)]));
     press(&mut s, &["backtab"]);
     assert_eq!(s.mode, Mode::Config);
+}
+
+#[test]
+fn several_runs_are_overlaid_and_a_dropped_run_is_ignored() {
+    use coe::tui::state::followed::XAxis;
+    use coe::tui::update::monitor::{add_run, unfollow};
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    let a = add_run(&mut s, "runs/coe".into()).unwrap();
+    let b = add_run(&mut s, "runs/cot".into()).unwrap();
+    assert_eq!(add_run(&mut s, "runs/coe".into()), None, "followed already");
+    ingest_run(&mut s, a, named_run("coe", 10, 0.0));
+    ingest_run(&mut s, b, named_run("cot", 10, 1.0));
+    ingest_run(&mut s, b, episode(7));
+    // The run added last is shown; `[` and `]` switch the episode panes.
+    assert_eq!(s.monitor.current_run().unwrap().name(), "cot");
+    assert_eq!(s.monitor.selected, Some((0, 7)));
+    press(&mut s, &["]"]);
+    assert_eq!(s.monitor.current_run().unwrap().name(), "coe");
+    assert_eq!(s.monitor.selected, None, "coe has no episodes");
+    press(&mut s, &["["]);
+    assert_eq!(s.monitor.selected, Some((0, 7)));
+    // Trained tokens are estimated from tokens_per_s × Δelapsed: 100 and 200 tokens a second.
+    let coe_run = &s.monitor.runs[0].run;
+    assert_eq!(coe_run.tokens_at(10.0), Some(1000.0));
+    assert_eq!(coe_run.tokens_at(2.5), Some(250.0));
+    assert_eq!(s.monitor.runs[1].run.tokens_at(10.0), Some(2000.0));
+    press(&mut s, &["x"]);
+    assert_eq!(s.monitor.x_axis, XAxis::Tokens);
+    // Messages of a run no longer followed are dropped.
+    let mut fx = Vec::new();
+    unfollow(&mut s, b, &mut fx);
+    assert!(matches!(fx.as_slice(), [Effect::Unfollow(r)] if *r == b));
+    ingest_run(&mut s, b, episode(8));
+    assert_eq!(s.monitor.runs.len(), 1);
+    assert_eq!(s.monitor.current_run().unwrap().run.episodes.len(), 0);
+}
+
+#[test]
+fn a_trainer_written_token_count_wins_over_the_estimate() {
+    let mut s = state();
+    let mut events = named_run("sft", 2, 0.0);
+    if let Some(coe::protocol::Event::Run(coe::protocol::RunEvent::Metric(m))) = events.last_mut() {
+        m.tokens = Some(5000);
+    }
+    ingest(&mut s, events);
+    let run = &s.monitor.current_run().unwrap().run;
+    assert_eq!(run.tokens_at(1.0), Some(100.0));
+    assert_eq!(run.tokens_at(2.0), Some(5000.0));
+}
+
+#[test]
+fn the_results_view_browses_tasks_and_scrubs_saved_episodes() {
+    let mut s = results_state();
+    let r = &s.results;
+    assert_eq!(r.files.len(), 2);
+    assert_eq!(r.files[0].episodes.len(), 4);
+    assert!(r.files[1].episodes.is_empty());
+    // The first task's first saved episode, at its last turn.
+    assert_eq!(r.current_task().unwrap().id, "gcd");
+    assert_eq!(r.turn, 3);
+    s.prepare_frame();
+    assert_eq!(s.results.code.feedback, "All tests passed.");
+    press(&mut s, &["h", "h"]);
+    assert_eq!(s.results.turn, 1);
+    s.prepare_frame();
+    assert!(s.results.code.feedback.starts_with("Invalid command"));
+    press(&mut s, &["h"]);
+    s.prepare_frame();
+    assert!(s.results.code.feedback.contains("not saved"));
+    // The next sample failed on an invalid command.
+    press(&mut s, &["]"]);
+    let ep = s.results.current_episode().unwrap();
+    assert_eq!((ep.sample, ep.solved), (1, false));
+    assert_eq!(ep.why_not(), "invalid command");
+    press(&mut s, &["j"]);
+    assert_eq!(s.results.current_task().unwrap().id, "lcm");
+    assert_eq!(s.results.sample, 0);
+    press(&mut s, &["n"]);
+    assert_eq!(s.results.file, 1);
+    assert!(s.results.current_episode().is_none());
+    press(&mut s, &["]"]);
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.text == "no saved episodes for this task")
+    );
+}
+
+#[test]
+fn a_bad_results_file_says_which_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("results.json");
+    std::fs::write(&p, "{\"method\": 3}").unwrap();
+    let err = coe::tui::results_io::load_results(&p).unwrap_err();
+    assert!(
+        err.starts_with(&format!("{}: not a results.json: ", p.display())),
+        "{err}"
+    );
+    std::fs::write(&p, "{\"method\": \"coe\"}").unwrap();
+    std::fs::write(
+        dir.path().join("episodes.jsonl"),
+        "{\"task_id\": \"a\"}\nnot json\n",
+    )
+    .unwrap();
+    let (f, bad) = coe::tui::results_io::load_results(&p).unwrap();
+    assert_eq!((f.episodes.len(), bad), (1, 1));
+}
+
+#[test]
+fn the_run_picker_lists_runs_and_enter_follows_or_stops_following() {
+    use coe::protocol::workbench::RunSummary;
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    let fx = press(&mut s, &["o"]);
+    assert!(matches!(fx.as_slice(), [Effect::ScanRuns(extra)] if extra.is_empty()));
+    assert_eq!(s.popup, Some(Popup::Runs { selected: 0 }));
+    let run = |name: &str| RunSummary {
+        dir: format!("runs/{name}").into(),
+        name: name.into(),
+        kind: "sft".into(),
+        status: "running".into(),
+        ..RunSummary::default()
+    };
+    update(&mut s, Msg::Runs(vec![run("coe"), run("cot")]));
+    let fx = press(&mut s, &["enter", "j", "enter"]);
+    assert!(
+        matches!(
+            fx.as_slice(),
+            [Effect::Follow { run: 0, .. }, Effect::Follow { run: 1, .. }]
+        ),
+        "{fx:?}"
+    );
+    assert_eq!(s.monitor.runs.len(), 2);
+    // Ticks refresh the list while the picker is open.
+    assert!(matches!(
+        update(&mut s, Msg::Tick { unix: 1.0 }).as_slice(),
+        [Effect::ScanRuns(extra)] if extra.len() == 2
+    ));
+    let fx = press(&mut s, &["enter"]);
+    assert!(matches!(fx.as_slice(), [Effect::Unfollow(1)]), "{fx:?}");
+    assert_eq!(s.monitor.runs.len(), 1);
+    press(&mut s, &["esc"]);
+    assert!(update(&mut s, Msg::Tick { unix: 2.0 }).is_empty());
+}
+
+#[test]
+fn the_run_scanner_reads_status_and_latest_metrics_from_events() {
+    use coe::runtime::run_scan::scan;
+    let root = tempfile::tempdir().unwrap();
+    let write = |name: &str, events: Vec<coe::protocol::Event>| {
+        let d = root.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
+        std::fs::write(d.join("events.jsonl"), text).unwrap();
+    };
+    write("b-running", named_run("b-running", 5, 0.0));
+    let mut done = run_events();
+    done.push(coe::protocol::Event::Run(
+        coe::protocol::RunEvent::RunFinished {
+            job: 0,
+            status: coe::protocol::RunStatus::Completed,
+            step: 20,
+            error: None,
+        },
+    ));
+    write("a-done", done);
+    std::fs::create_dir_all(root.path().join("not-a-run")).unwrap();
+    let now = coe::tui::event_loop::unix_now();
+    let list = scan(root.path(), &[], now);
+    let got: Vec<(&str, &str, &str, u64)> = list
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind.as_str(), r.status.as_str(), r.step))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("smoke-rl", "rl", "completed", 20),
+            ("b-running", "rl", "running", 5)
+        ]
+    );
+    assert!(list[0].solve_rate.is_some() && list[1].loss.is_some());
+    // Silent for longer than SILENT_S without run_finished: interrupted.
+    let later = scan(root.path(), &[], now + 3600.0);
+    assert_eq!(later[1].status, "interrupted");
 }

@@ -23,16 +23,18 @@ pub enum Layer {
     Step,
     Config,
     Data,
+    Results,
     Popup,
 }
 
 impl Layer {
-    pub const ALL: [Layer; 6] = [
+    pub const ALL: [Layer; 7] = [
         Layer::Global,
         Layer::Monitor,
         Layer::Step,
         Layer::Config,
         Layer::Data,
+        Layer::Results,
         Layer::Popup,
     ];
 
@@ -43,6 +45,7 @@ impl Layer {
             Layer::Step => "step",
             Layer::Config => "config",
             Layer::Data => "data",
+            Layer::Results => "results",
             Layer::Popup => "popup",
         }
     }
@@ -71,6 +74,14 @@ pub enum Action {
     PickEpisode,
     FollowLatest,
     CyclePlot,
+    NextRun,
+    PrevRun,
+    ToggleXAxis,
+    PickRuns,
+    ModeResults,
+    PrevSample,
+    NextSample,
+    NextResults,
     PickTask,
     PrevTask,
     NextTask,
@@ -107,6 +118,7 @@ struct KeymapFile {
     step: Vec<Binding>,
     config: Vec<Binding>,
     data: Vec<Binding>,
+    results: Vec<Binding>,
     popup: Vec<Binding>,
 }
 
@@ -118,6 +130,7 @@ impl KeymapFile {
             (Layer::Step, self.step),
             (Layer::Config, self.config),
             (Layer::Data, self.data),
+            (Layer::Results, self.results),
             (Layer::Popup, self.popup),
         ]
     }

@@ -3,6 +3,8 @@
 //! its own struct so each mode's handlers and views touch one thing.
 pub mod code_view;
 pub mod editor;
+pub mod followed;
+pub mod results;
 pub mod ring;
 pub mod run_view;
 
@@ -13,8 +15,10 @@ use crate::tui::keymap::Keymap;
 use crate::tui::msg::{DataRecord, EnvSnapshot};
 use crate::tui::state::code_view::CodeView;
 use crate::tui::state::editor::{LineInput, TextEditor};
+use crate::tui::state::followed::{FollowedRun, XAxis};
+use crate::tui::state::results::ResultsState;
 use crate::tui::state::ring::Ring;
-use crate::tui::state::run_view::{PlotKind, RunState};
+use crate::tui::state::run_view::PlotKind;
 use crate::tui::style::theme::Theme;
 use std::path::PathBuf;
 
@@ -27,10 +31,17 @@ pub enum Mode {
     Step,
     Config,
     Data,
+    Results,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Monitor, Mode::Step, Mode::Config, Mode::Data];
+    pub const ALL: [Mode; 5] = [
+        Mode::Monitor,
+        Mode::Step,
+        Mode::Config,
+        Mode::Data,
+        Mode::Results,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +49,7 @@ impl Mode {
             Mode::Step => "step",
             Mode::Config => "config",
             Mode::Data => "data",
+            Mode::Results => "results",
         }
     }
 }
@@ -61,16 +73,23 @@ pub enum Popup {
     Help { scroll: usize },
     Episodes { selected: usize },
     Tasks { selected: usize },
+    Runs { selected: usize },
 }
 
-/// Monitor mode: a followed run and the episode being scrubbed.
+/// Monitor mode: the followed runs and the episode being scrubbed.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorState {
-    pub run: RunState,
-    /// The run directory followed, if any.
-    pub dir: Option<PathBuf>,
-    /// What the tail reader last said (waiting, following, …).
+    /// Every followed run, in the order they were added (their legend order).
+    pub runs: Vec<FollowedRun>,
+    /// Index in `runs` of the run whose episodes the panes show.
+    pub current: usize,
+    /// The id the next followed run gets.
+    pub next_run: u64,
+    /// What the status bar says while no run is followed.
     pub follow_status: String,
+    pub x_axis: XAxis,
+    /// The run picker's list (`runs/*/` and followed folders), newest read.
+    pub picker: Vec<crate::protocol::workbench::RunSummary>,
     /// (job, episode) shown; `None` with `follow_latest` shows the newest.
     pub selected: Option<(u64, u64)>,
     pub follow_latest: bool,
@@ -78,6 +97,22 @@ pub struct MonitorState {
     pub turn: usize,
     pub plot: Option<PlotKind>,
     pub code: CodeView,
+}
+
+impl MonitorState {
+    /// The run whose episodes are shown.
+    pub fn current_run(&self) -> Option<&FollowedRun> {
+        self.runs.get(self.current)
+    }
+
+    pub fn current_run_mut(&mut self) -> Option<&mut FollowedRun> {
+        self.runs.get_mut(self.current)
+    }
+
+    /// The directory of the run shown, if any.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.current_run().map(|r| r.dir.as_path())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +240,7 @@ pub struct AppState {
     pub step: StepState,
     pub config: ConfigState,
     pub data: DataState,
+    pub results: ResultsState,
     pub job: Option<JobState>,
     pub quit: bool,
     pub dirty: bool,
@@ -239,6 +275,7 @@ impl AppState {
                 scroll: 0,
             },
             data: DataState::default(),
+            results: ResultsState::default(),
             job: None,
             quit: false,
             dirty: true,
@@ -264,6 +301,7 @@ impl AppState {
         self.monitor.code.prepare(&syntax, mode);
         self.step.code.prepare(&syntax, mode);
         self.data.code.prepare(&syntax, mode);
+        self.results.code.prepare(&syntax, mode);
     }
 }
 

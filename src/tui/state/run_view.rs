@@ -6,6 +6,10 @@
 //! A `run_started` with a non-zero `start_step` after the first one means the
 //! run was resumed from a checkpoint: points past that step are dropped from the
 //! plots because the resumed run writes them again (docs/events.md).
+//!
+//! Trained tokens (the plots' other x-axis) come from a train metric's `tokens`
+//! when the trainer writes it, else are estimated by summing
+//! `tokens_per_s × Δelapsed_s` over train metrics; `tokens` maps step to tokens.
 use crate::protocol::{EpisodeEvent, Event, Metric, RunEvent, RunStarted, RunStatus, TurnRecord};
 use crate::tui::state::ring::{Ring, Series};
 
@@ -160,6 +164,10 @@ pub struct RunState {
     pub unknown: u64,
     /// Turns or ends of episodes no longer (or never) held.
     pub orphans: u64,
+    /// (step, trained tokens so far), one point per train metric.
+    pub tokens: Series,
+    /// The newest train metric's `elapsed_s`, for the next estimate.
+    last_elapsed: Option<f64>,
 }
 
 impl Default for RunState {
@@ -175,6 +183,8 @@ impl Default for RunState {
             events: 0,
             unknown: 0,
             orphans: 0,
+            tokens: Series::new(MAX_POINTS),
+            last_elapsed: None,
         }
     }
 }
@@ -250,12 +260,45 @@ impl RunState {
         }
     }
 
+    fn count_tokens(&mut self, m: &Metric) {
+        let before = self.tokens.last().map_or(0.0, |p| p.1);
+        let total = match (m.tokens, m.tokens_per_s, m.elapsed_s) {
+            (Some(t), _, _) => t as f64,
+            (None, Some(tps), Some(el)) => {
+                let dt = match self.last_elapsed {
+                    Some(prev) if el >= prev => el - prev,
+                    _ => el,
+                };
+                before + tps * dt
+            }
+            _ => before,
+        };
+        self.last_elapsed = m.elapsed_s.or(self.last_elapsed);
+        self.tokens.push(m.step as f64, total);
+    }
+
+    /// Trained tokens at `step`, interpolated between the train metrics around it.
+    pub fn tokens_at(&self, step: f64) -> Option<f64> {
+        let pts = self.tokens.points();
+        let i = pts.partition_point(|p| p.0 < step);
+        match (i.checked_sub(1).and_then(|j| pts.get(j)), pts.get(i)) {
+            (_, Some(b)) if b.0 == step => Some(b.1),
+            (Some(a), Some(b)) => Some(a.1 + (b.1 - a.1) * (step - a.0) / (b.0 - a.0)),
+            (None, Some(b)) => Some(b.1 * step / b.0.max(1.0)),
+            (Some(a), None) => Some(a.1),
+            (None, None) => None,
+        }
+    }
+
     fn ingest_run(&mut self, e: RunEvent) -> Option<String> {
         match e {
             RunEvent::RunStarted(s) => {
                 let line = if self.started.is_some() && s.start_step > 0 {
                     self.resumes += 1;
                     self.plots.truncate_after(s.start_step);
+                    self.tokens.truncate_after(s.start_step as f64);
+                    // The resumed run's clock starts again at zero.
+                    self.last_elapsed = None;
                     format!("run {} resumed at step {}", s.run, s.start_step)
                 } else {
                     format!(
@@ -272,6 +315,7 @@ impl RunState {
                 self.step = self.step.max(m.step);
                 self.plots.push(&m);
                 if m.phase == "train" {
+                    self.count_tokens(&m);
                     self.last_train = Some(m);
                 }
                 None

@@ -40,6 +40,9 @@ struct ThemeFile {
     edited_bg: String,
     plot_train: String,
     plot_eval: String,
+    /// One colour per followed run or results file, in order (cycled); optional.
+    #[serde(default)]
+    series: Vec<String>,
 }
 
 /// Resolved colours.
@@ -63,6 +66,8 @@ pub struct Theme {
     pub edited_bg: Color,
     pub plot_train: Color,
     pub plot_eval: Color,
+    /// Colours of overlaid runs, never empty.
+    pub series: Vec<Color>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +148,7 @@ impl Theme {
                 source,
             })
         };
-        Ok(Theme {
+        let mut theme = Theme {
             name: name.to_string(),
             syntax: f.syntax.clone(),
             mode,
@@ -161,7 +166,32 @@ impl Theme {
             edited_bg: c("edited_bg", &f.edited_bg)?,
             plot_train: c("plot_train", &f.plot_train)?,
             plot_eval: c("plot_eval", &f.plot_eval)?,
-        })
+            series: Vec::new(),
+        };
+        for v in &f.series {
+            theme.series.push(c("series", v)?);
+        }
+        if theme.series.is_empty() {
+            for (field, v) in [
+                ("plot_train", &f.plot_train),
+                ("plot_eval", &f.plot_eval),
+                ("ok", &f.ok),
+                ("warn", &f.warn),
+                ("accent", &f.accent),
+                ("bad", &f.bad),
+            ] {
+                theme.series.push(c(field, v)?);
+            }
+        }
+        Ok(theme)
+    }
+
+    /// The colour of the `i`-th overlaid series.
+    pub fn series_color(&self, i: usize) -> Color {
+        self.series
+            .get(i % self.series.len().max(1))
+            .copied()
+            .unwrap_or(self.fg)
     }
 
     pub fn base(&self) -> Style {

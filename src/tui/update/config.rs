@@ -44,12 +44,13 @@ fn start_job(state: &mut AppState, fx: &mut Vec<Effect>) {
         running: true,
         status: "starting".into(),
     });
+    let run = super::monitor::begin_follow(state, run_dir.clone());
     fx.push(Effect::StartJob {
         path: state.config.path.clone(),
         text: state.config.editor.text(),
-        run_dir: run_dir.clone(),
+        run_dir,
+        run,
     });
-    super::monitor::begin_follow(state, run_dir);
     super::switch_mode(state, Mode::Monitor, fx);
 }
 

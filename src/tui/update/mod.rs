@@ -5,6 +5,7 @@
 pub mod config;
 pub mod data;
 pub mod monitor;
+pub mod results;
 pub mod step;
 
 use crate::tui::keymap::{Action, KeyChord, Layer};
@@ -18,7 +19,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => handle_key(state, &key, &mut fx),
         Msg::Resize => {}
-        Msg::Tick { unix } => state.now = unix,
+        Msg::Tick { unix } => {
+            state.now = unix;
+            // The picker refreshes as runs appear.
+            if matches!(state.popup, Some(Popup::Runs { .. })) {
+                fx.push(monitor::scan_runs(state));
+            }
+        }
+        Msg::Runs(list) => state.monitor.picker = list,
         Msg::Follow(m) => monitor::handle_follow(state, m),
         Msg::Env(r) => step::handle_env(state, r, &mut fx),
         Msg::Model(r) => step::handle_model(state, r, &mut fx),
@@ -31,12 +39,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     fx
 }
 
-fn layer_of(mode: Mode) -> Layer {
+/// The key layer of a mode.
+pub fn layer_of(mode: Mode) -> Layer {
     match mode {
         Mode::Monitor => Layer::Monitor,
         Mode::Step => Layer::Step,
         Mode::Config => Layer::Config,
         Mode::Data => Layer::Data,
+        Mode::Results => Layer::Results,
     }
 }
 
@@ -80,10 +90,11 @@ fn handle_key(state: &mut AppState, key: &KeyEvent, fx: &mut Vec<Effect>) {
 
 fn handle_mode_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
     match state.mode {
-        Mode::Monitor => monitor::handle_action(state, action),
+        Mode::Monitor => monitor::handle_action(state, action, fx),
         Mode::Step => step::handle_action(state, action, fx),
         Mode::Config => config::handle_action(state, action, fx),
         Mode::Data => data::handle_action(state, action, fx),
+        Mode::Results => results::handle_action(state, action),
     }
 }
 
@@ -104,6 +115,7 @@ fn handle_global(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> 
         Action::ModeStep => Mode::Step,
         Action::ModeConfig => Mode::Config,
         Action::ModeData => Mode::Data,
+        Action::ModeResults => Mode::Results,
         Action::NextMode => Mode::ALL
             .get((idx + 1) % n)
             .copied()
@@ -138,16 +150,24 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
     };
     let len = match &popup {
         Popup::Help { .. } => usize::MAX,
-        Popup::Episodes { .. } => state.monitor.run.episodes.len(),
+        Popup::Episodes { .. } => monitor::current_run(state).map_or(0, |r| r.episodes.len()),
         Popup::Tasks { .. } => state.step.tasks.len(),
+        Popup::Runs { .. } => state.monitor.picker.len(),
     };
     let pos = match &popup {
         Popup::Help { scroll } => *scroll,
-        Popup::Episodes { selected } | Popup::Tasks { selected } => *selected,
+        Popup::Episodes { selected } | Popup::Tasks { selected } | Popup::Runs { selected } => {
+            *selected
+        }
     };
     let moved = match action {
         Action::Close | Action::Quit | Action::Help => {
             state.popup = None;
+            return;
+        }
+        Action::Select if matches!(popup, Popup::Runs { .. }) => {
+            // The picker stays open: several runs are chosen one after another.
+            monitor::toggle_picked(state, pos, fx);
             return;
         }
         Action::Select => {
@@ -156,6 +176,7 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
                 Popup::Help { .. } => {}
                 Popup::Episodes { selected } => monitor::select_index(state, selected),
                 Popup::Tasks { selected } => step::open_task(state, selected, fx),
+                Popup::Runs { .. } => {}
             }
             return;
         }
@@ -172,5 +193,6 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
         Popup::Help { .. } => Popup::Help { scroll: moved },
         Popup::Episodes { .. } => Popup::Episodes { selected: moved },
         Popup::Tasks { .. } => Popup::Tasks { selected: moved },
+        Popup::Runs { .. } => Popup::Runs { selected: moved },
     });
 }

@@ -1,66 +1,169 @@
-//! Monitor mode: ingest a followed run's events, pick an episode, scrub its turns.
+//! Monitor mode: ingest the followed runs' events, pick an episode of the run
+//! shown, scrub its turns; switch which run the episode panes show.
 //!
 //! With `follow_latest` on (the default) the newest episode and its newest turn
 //! are shown as they arrive; any manual choice turns it off until `f` turns it
-//! back on, so scrubbing is never yanked away by a busy run.
+//! back on, so scrubbing is never yanked away by a busy run. Events of the runs
+//! not shown only feed their plot lines and counters.
 use crate::tui::keymap::Action;
-use crate::tui::msg::FollowMsg;
+use crate::tui::msg::{Effect, FollowMsg, RunFollowMsg};
+use crate::tui::state::followed::{FollowedRun, MAX_RUNS};
 use crate::tui::state::run_view::{EpisodeView, PlotKind, RunState};
 use crate::tui::state::{AppState, Level, Popup};
 use std::path::PathBuf;
 
-/// Forgets the run shown and starts showing `dir` (its events arrive as `FollowMsg`).
-pub fn begin_follow(state: &mut AppState, dir: PathBuf) {
+fn reset_scrub(state: &mut AppState) {
     let m = &mut state.monitor;
-    m.run = RunState::default();
-    m.follow_status = format!("opening {}", dir.join("events.jsonl").display());
-    m.dir = Some(dir);
     m.selected = None;
     m.follow_latest = true;
     m.turn = 0;
     m.code.clear();
 }
 
-pub fn handle_follow(state: &mut AppState, msg: FollowMsg) {
+/// Forgets every run followed and starts following `dir` alone; returns its id
+/// (the caller asks the runtime to follow it under that id).
+pub fn begin_follow(state: &mut AppState, dir: PathBuf) -> u64 {
+    state.monitor.runs.clear();
+    add_run(state, dir).unwrap_or_default()
+}
+
+/// Adds `dir` to the followed runs and shows it; returns its id, or `None` when
+/// it is followed already or `MAX_RUNS` are.
+pub fn add_run(state: &mut AppState, dir: PathBuf) -> Option<u64> {
+    let m = &mut state.monitor;
+    if m.runs.iter().any(|r| r.dir == dir) || m.runs.len() >= MAX_RUNS {
+        return None;
+    }
+    let id = m.next_run;
+    m.next_run += 1;
+    m.runs.push(FollowedRun::new(id, dir));
+    m.current = m.runs.len() - 1;
+    reset_scrub(state);
+    Some(id)
+}
+
+/// Follows `dir` too (as `add_run`), asking the runtime for a tail reader.
+pub fn follow_also(state: &mut AppState, dir: PathBuf, fx: &mut Vec<Effect>) {
+    if let Some(run) = add_run(state, dir.clone()) {
+        fx.push(Effect::Follow { run, dir });
+    }
+}
+
+/// Stops following the run with id `run`.
+pub fn unfollow(state: &mut AppState, run: u64, fx: &mut Vec<Effect>) {
+    let m = &mut state.monitor;
+    let Some(i) = m.runs.iter().position(|r| r.id == run) else {
+        return;
+    };
+    m.runs.remove(i);
+    fx.push(Effect::Unfollow(run));
+    if m.current >= i && m.current > 0 {
+        m.current -= 1;
+    }
+    reset_scrub(state);
+    refresh_code(state);
+}
+
+pub fn handle_follow(state: &mut AppState, tagged: RunFollowMsg) {
+    let RunFollowMsg { run, msg } = tagged;
+    let Some(i) = state.monitor.runs.iter().position(|r| r.id == run) else {
+        // A reader stopped (or replaced) after it queued this: not ours any more.
+        return;
+    };
+    let shown = i == state.monitor.current;
+    let Some(fr) = state.monitor.runs.get_mut(i) else {
+        return;
+    };
+    let name = fr.name();
     match msg {
-        FollowMsg::Waiting { path } => {
-            state.monitor.follow_status = format!("waiting for {}", path.display());
-        }
-        FollowMsg::Opened { path } => {
-            state.monitor.follow_status = format!("following {}", path.display());
-        }
+        FollowMsg::Waiting { path } => fr.status = format!("waiting for {}", path.display()),
+        FollowMsg::Opened { path } => fr.status = format!("following {}", path.display()),
         FollowMsg::Events(events) => {
+            let mut lines = Vec::new();
             for e in events {
-                if let Some(line) = state.monitor.run.ingest(e) {
-                    state.log(Level::Info, line);
+                if let Some(line) = fr.run.ingest(e) {
+                    lines.push(line);
                 }
             }
-            if state.monitor.follow_latest {
-                jump_to_latest(state);
+            let several = state.monitor.runs.len() > 1;
+            for line in lines {
+                let line = if several {
+                    format!("{name}: {line}")
+                } else {
+                    line
+                };
+                state.log(Level::Info, line);
             }
-            refresh_code(state);
+            if shown {
+                if state.monitor.follow_latest {
+                    jump_to_latest(state);
+                }
+                refresh_code(state);
+            }
         }
         FollowMsg::BadLine { line, error } => {
-            state.log(Level::Warn, format!("events.jsonl line {line}: {error}"));
-        }
-        FollowMsg::Restarted => {
-            state.monitor.run = RunState::default();
-            state.monitor.code.clear();
             state.log(
                 Level::Warn,
-                "events.jsonl shrank or was replaced; reading it again",
+                format!("{name}: events.jsonl line {line}: {error}"),
+            );
+        }
+        FollowMsg::Restarted => {
+            fr.run = RunState::default();
+            if shown {
+                state.monitor.code.clear();
+            }
+            state.log(
+                Level::Warn,
+                format!("{name}: events.jsonl shrank or was replaced; reading it again"),
             );
         }
         FollowMsg::Failed(message) => {
-            state.monitor.follow_status = format!("stopped: {message}");
-            state.log(Level::Error, message);
+            fr.status = format!("stopped: {message}");
+            state.log(Level::Error, format!("{name}: {message}"));
         }
     }
 }
 
+/// Asks for the run picker's list: `runs/*/` and every folder followed.
+pub fn scan_runs(state: &AppState) -> Effect {
+    Effect::ScanRuns(state.monitor.runs.iter().map(|r| r.dir.clone()).collect())
+}
+
+/// The picker's `enter`: follow the chosen run too, or stop following it.
+pub fn toggle_picked(state: &mut AppState, selected: usize, fx: &mut Vec<Effect>) {
+    let Some(dir) = state.monitor.picker.get(selected).map(|r| r.dir.clone()) else {
+        return;
+    };
+    match state
+        .monitor
+        .runs
+        .iter()
+        .find(|r| r.dir == dir)
+        .map(|r| r.id)
+    {
+        Some(id) => unfollow(state, id, fx),
+        None if state.monitor.runs.len() >= MAX_RUNS => {
+            state.log(
+                Level::Warn,
+                format!("at most {MAX_RUNS} runs are followed at once"),
+            );
+        }
+        None => follow_also(state, dir, fx),
+    }
+}
+
+/// The run shown's state, if any run is followed.
+pub fn current_run(state: &AppState) -> Option<&RunState> {
+    state.monitor.current_run().map(|r| &r.run)
+}
+
+fn episode_count(state: &AppState) -> usize {
+    current_run(state).map_or(0, |r| r.episodes.len())
+}
+
 /// Index of the episode shown, if any.
 pub fn current_index(state: &AppState) -> Option<usize> {
-    let eps = &state.monitor.run.episodes;
+    let eps = &current_run(state)?.episodes;
     match state.monitor.selected {
         Some((job, ep)) => eps
             .rposition(|e| e.job == job && e.episode == ep)
@@ -70,24 +173,30 @@ pub fn current_index(state: &AppState) -> Option<usize> {
 }
 
 pub fn current_episode(state: &AppState) -> Option<&EpisodeView> {
-    current_index(state).and_then(|i| state.monitor.run.episodes.get(i))
+    let i = current_index(state)?;
+    current_run(state)?.episodes.get(i)
 }
 
 fn jump_to_latest(state: &mut AppState) {
-    let m = &mut state.monitor;
-    if let Some(ep) = m.run.episodes.back() {
-        m.selected = Some((ep.job, ep.episode));
-        m.turn = ep.turns.len();
+    let latest = current_run(state)
+        .and_then(|r| r.episodes.back())
+        .map(|ep| ((ep.job, ep.episode), ep.turns.len()));
+    if let Some((sel, turn)) = latest {
+        state.monitor.selected = Some(sel);
+        state.monitor.turn = turn;
     }
 }
 
 /// Shows episode `i` (of those held) from its first state.
 pub fn select_index(state: &mut AppState, i: usize) {
-    let len = state.monitor.run.episodes.len();
+    let len = episode_count(state);
     let i = i.min(len.saturating_sub(1));
-    if let Some(ep) = state.monitor.run.episodes.get(i) {
-        state.monitor.selected = Some((ep.job, ep.episode));
-        state.monitor.turn = ep.turns.len();
+    let picked = current_run(state)
+        .and_then(|r| r.episodes.get(i))
+        .map(|ep| ((ep.job, ep.episode), ep.turns.len()));
+    if let Some((sel, turn)) = picked {
+        state.monitor.selected = Some(sel);
+        state.monitor.turn = turn;
         state.monitor.follow_latest = false;
     }
     refresh_code(state);
@@ -109,8 +218,21 @@ pub fn refresh_code(state: &mut AppState) {
     state.monitor.code.set(&text, edited);
 }
 
-pub fn handle_action(state: &mut AppState, action: Action) {
-    let len = state.monitor.run.episodes.len();
+/// Shows the episodes of the run `delta` places on (wrapping).
+fn cycle_run(state: &mut AppState, delta: isize) {
+    let n = state.monitor.runs.len();
+    if n < 2 {
+        return;
+    }
+    let cur = state.monitor.current as isize;
+    state.monitor.current = (cur + delta).rem_euclid(n as isize) as usize;
+    reset_scrub(state);
+    jump_to_latest(state);
+    refresh_code(state);
+}
+
+pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
+    let len = episode_count(state);
     let cur = current_index(state);
     let pick =
         |delta: isize| cur.map(|c| c.saturating_add_signed(delta).min(len.saturating_sub(1)));
@@ -165,6 +287,13 @@ pub fn handle_action(state: &mut AppState, action: Action) {
             let next = state.monitor.plot.unwrap_or(PlotKind::Loss).next();
             state.monitor.plot = Some(next);
         }
+        Action::NextRun => cycle_run(state, 1),
+        Action::PrevRun => cycle_run(state, -1),
+        Action::PickRuns => {
+            state.popup = Some(Popup::Runs { selected: 0 });
+            fx.push(scan_runs(state));
+        }
+        Action::ToggleXAxis => state.monitor.x_axis = state.monitor.x_axis.toggled(),
         _ => {}
     }
 }

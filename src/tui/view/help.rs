@@ -1,6 +1,7 @@
 //! The `?` popup: every binding of every layer with its description, straight
 //! from the keymap (so a user's overrides show), plus the fixed keys of text
-//! fields. Scrolls with the motion keys when it does not fit.
+//! fields. Scrolls with the motion keys when it does not fit. The current
+//! mode's layer comes first, so the keys that matter now are on the first screen.
 use super::frame::{centered, pane_block};
 use crate::tui::keymap::Layer;
 use crate::tui::state::AppState;
@@ -22,7 +23,9 @@ const TEXT_KEYS: &[(&str, &str)] = &[
 pub fn help_lines(state: &AppState) -> Vec<Line<'static>> {
     let t = &state.theme;
     let mut lines = Vec::new();
-    for layer in Layer::ALL {
+    let own = crate::tui::update::layer_of(state.mode);
+    let order = std::iter::once(own).chain(Layer::ALL.into_iter().filter(|&l| l != own));
+    for layer in order {
         let bindings = state.keymap.bindings(layer);
         if bindings.is_empty() {
             continue;

@@ -9,8 +9,10 @@ mod data;
 mod frame;
 mod help;
 mod log;
+mod picker;
 mod plots;
 mod popups;
+mod results;
 mod status;
 mod test_pane;
 
@@ -49,6 +51,7 @@ pub fn render(frame: &mut Frame, state: &AppState) {
         Mode::Step => render_step(frame, body, state),
         Mode::Config => config::render(frame, body, state),
         Mode::Data => data::render(frame, body, state),
+        Mode::Results => results::render(frame, body, state),
     }
     frame.render_widget(LogPane::new(&state.log, &state.theme), log_area);
     frame.render_widget(StatusBar::new(state), status_area);
@@ -58,6 +61,7 @@ pub fn render(frame: &mut Frame, state: &AppState) {
             popups::render_episodes(frame, area, state, *selected)
         }
         Some(Popup::Tasks { selected }) => popups::render_tasks(frame, area, state, *selected),
+        Some(Popup::Runs { selected }) => picker::render_runs(frame, area, state, *selected),
         None => {}
     }
 }
@@ -127,7 +131,16 @@ fn render_monitor(frame: &mut Frame, area: Rect, state: &AppState) {
     let kind = m
         .plot
         .unwrap_or(crate::tui::state::run_view::PlotKind::Loss);
-    frame.render_widget(PlotPane::new(&m.run.plots, kind, &state.theme), plot_area);
+    frame.render_widget(
+        PlotPane {
+            runs: &m.runs,
+            current: m.current,
+            kind,
+            x_axis: m.x_axis,
+            theme: &state.theme,
+        },
+        plot_area,
+    );
 }
 
 fn render_step(frame: &mut Frame, area: Rect, state: &AppState) {

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph};
 
-fn render_list(
+pub(super) fn render_list(
     frame: &mut Frame,
     area: Rect,
     state: &AppState,
@@ -25,11 +25,9 @@ fn render_list(
 
 pub fn render_episodes(frame: &mut Frame, area: Rect, state: &AppState, selected: usize) {
     let t = &state.theme;
-    let items: Vec<ListItem> = state
-        .monitor
-        .run
-        .episodes
-        .iter()
+    let items: Vec<ListItem> = crate::tui::update::monitor::current_run(state)
+        .into_iter()
+        .flat_map(|r| r.episodes.iter())
         .map(|e| {
             let (mark, style) = match e.finished {
                 Some(f) if f.infra_error => ("!", t.warn()),

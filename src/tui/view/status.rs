@@ -27,19 +27,27 @@ pub fn fmt_elapsed(s: f64) -> String {
 }
 
 fn run_fields(state: &AppState) -> Vec<String> {
-    let run = &state.monitor.run;
+    let m = &state.monitor;
+    let Some(fr) = m.current_run() else {
+        return vec![m.follow_status.clone()];
+    };
+    let run = &fr.run;
     let Some(started) = &run.started else {
-        return vec![state.monitor.follow_status.clone()];
+        return vec![fr.status.clone()];
     };
     let status = match &run.finished {
         Some((s, _)) => format!("{s:?}").to_lowercase(),
         None => "running".into(),
     };
-    let mut out = vec![
+    let mut out = Vec::new();
+    if m.runs.len() > 1 {
+        out.push(format!("run {}/{}", m.current + 1, m.runs.len()));
+    }
+    out.extend([
         format!("job {} {:?} ({status})", started.run, started.kind).to_lowercase(),
         format!("device {}", started.device),
         format!("step {}/{}", run.step, started.total_steps),
-    ];
+    ]);
     if let Some(tps) = run.last_train.as_ref().and_then(|m| m.tokens_per_s) {
         out.push(format!("{tps:.0} tok/s"));
     }
@@ -78,12 +86,47 @@ fn step_fields(state: &AppState) -> Vec<String> {
     out
 }
 
+/// The last two components of a path (`coe-sft/results.json`): which run, which file.
+fn short_path(p: &std::path::Path) -> String {
+    let parts: Vec<String> = p
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+}
+
+fn results_fields(state: &AppState) -> Vec<String> {
+    let r = &state.results;
+    let Some(f) = r.current() else {
+        return vec!["no results loaded".into()];
+    };
+    let mut out = vec![
+        format!(
+            "file {}/{} {}",
+            r.file + 1,
+            r.files.len(),
+            short_path(&f.path)
+        ),
+        format!("{} saved episodes", f.episodes.len()),
+    ];
+    if let Some(a) = &f.summary.provenance.adapter {
+        out.push(format!("adapter {a}"));
+    }
+    if f.summary.partial {
+        out.push("partial (stopped early)".into());
+    }
+    out
+}
+
 impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let st = self.state;
         let t = &st.theme;
         let mut fields = match st.mode {
             Mode::Step => step_fields(st),
+            Mode::Results => results_fields(st),
             _ => run_fields(st),
         };
         if let Some(j) = &st.job {

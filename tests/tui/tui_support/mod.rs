@@ -6,13 +6,13 @@ use coe::config::DEFAULT_RON;
 use coe::data::loaders::load_tasks;
 use coe::protocol::{EpisodeEvent, Event, JobKind, Metric, RunEvent, RunStarted, TurnRecord};
 use coe::tui::keymap::{KeyChord, Keymap};
-use coe::tui::msg::{Effect, EnvSnapshot, FollowMsg, Msg};
+use coe::tui::msg::{Effect, EnvSnapshot, FollowMsg, Msg, RunFollowMsg};
 use coe::tui::state::AppState;
 use coe::tui::style::color::ColorMode;
 use coe::tui::style::theme::Theme;
 use coe::tui::update::update;
 use crossterm::event::{KeyEvent, KeyModifiers};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -197,13 +197,79 @@ pub fn run_events() -> Vec<Event> {
     out
 }
 
-/// Feeds events as the tail reader would.
-pub fn ingest(state: &mut AppState, events: Vec<Event>) {
+/// A message of run `run`'s tail reader.
+pub fn follow_msg(run: u64, msg: FollowMsg) -> Msg {
+    Msg::Follow(RunFollowMsg { run, msg })
+}
+
+/// The id of the run shown, following runs/smoke-rl first when no run is followed.
+pub fn shown_run(state: &mut AppState) -> u64 {
+    if let Some(r) = state.monitor.current_run() {
+        return r.id;
+    }
+    coe::tui::update::monitor::add_run(state, PathBuf::from("runs/smoke-rl")).unwrap()
+}
+
+/// Feeds events to run `run` as its tail reader would.
+pub fn ingest_run(state: &mut AppState, run: u64, events: Vec<Event>) {
+    let dir = state
+        .monitor
+        .runs
+        .iter()
+        .find(|r| r.id == run)
+        .map(|r| r.dir.clone())
+        .unwrap_or_default();
     update(
         state,
-        Msg::Follow(FollowMsg::Opened {
-            path: Path::new("runs/smoke-rl/events.jsonl").into(),
-        }),
+        follow_msg(
+            run,
+            FollowMsg::Opened {
+                path: dir.join("events.jsonl"),
+            },
+        ),
     );
-    update(state, Msg::Follow(FollowMsg::Events(events)));
+    update(state, follow_msg(run, FollowMsg::Events(events)));
+}
+
+/// Feeds events to the run shown (runs/smoke-rl when none is followed yet).
+pub fn ingest(state: &mut AppState, events: Vec<Event>) {
+    let run = shown_run(state);
+    ingest_run(state, run, events);
+}
+
+/// Events of a run named `name` with `steps` train metrics whose loss is offset by `offset`.
+pub fn named_run(name: &str, steps: u64, offset: f64) -> Vec<Event> {
+    let mut out = vec![started(0)];
+    if let Some(Event::Run(RunEvent::RunStarted(s))) = out.first_mut() {
+        s.run = name.into();
+    }
+    for step in 1..=steps {
+        if let Event::Run(RunEvent::Metric(mut m)) = metric(step, "train") {
+            m.loss = m.loss.map(|l| l + offset);
+            m.tokens_per_s = Some(100.0 * (1.0 + offset));
+            m.elapsed_s = Some(step as f64);
+            out.push(Event::Run(RunEvent::Metric(m)));
+        }
+    }
+    out
+}
+
+/// The results fixtures: CoE with saved episodes (browsed), CoT without.
+pub fn results_state() -> AppState {
+    let mut s = state();
+    s.mode = coe::tui::state::Mode::Results;
+    let files = ["coe-sft", "cot-sft"]
+        .iter()
+        .map(|d| {
+            coe::tui::results_io::load_results(
+                &root()
+                    .join("tests/fixtures/results")
+                    .join(d)
+                    .join("results.json"),
+            )
+            .unwrap()
+        })
+        .collect();
+    coe::tui::update::results::add_files(&mut s, files);
+    s
 }
