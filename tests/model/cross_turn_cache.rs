@@ -7,18 +7,18 @@
 //! default model for a short episode.
 use std::path::Path;
 
+use crate::common::{add_task, tiny_gguf};
 use coe::config::Config;
-use coe::env::buffer::Buffer;
 use coe::eval::rollout::{EpisodeResult, RolloutOptions, run_episodes};
 use coe::model::loader::load_model;
 use coe::policy::model::ModelPolicyConfig;
-use coe::policy::{ModelPolicy, Policy, Proposal, Query};
+use coe::policy::{ModelPolicy, Policy, Proposal};
 use coe::sandbox::{SandboxConfig, SandboxPool};
-use coe::task::{Origin, Task};
+use coe::task::Task;
 use tch::{Device, Kind};
 
 fn tiny_policy(seed: u64, context: usize, kv_bytes: usize) -> ModelPolicy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/tiny_llama.gguf");
+    let path = tiny_gguf();
     let loaded = load_model(path.to_str().unwrap(), Device::Cpu, Kind::Float, None).unwrap();
     let mut cfg = ModelPolicyConfig::new(1.0, 1.0, context, seed);
     cfg.max_new_tokens = 24;
@@ -27,53 +27,14 @@ fn tiny_policy(seed: u64, context: usize, kv_bytes: usize) -> ModelPolicy {
 }
 
 fn task(id: &str, delta: i32) -> Task {
-    Task {
-        id: id.into(),
-        prompt: "Add two numbers.".into(),
-        solution: Some("def add(a, b):\n    return a + b\n".into()),
-        tests: vec![
-            "assert add(1, 2) == 3".into(),
-            "assert add(2, 2) == 4".into(),
-        ],
-        setup: None,
-        entry_point: None,
-        buggy: format!("def add(a, b):\n    return a + b + {delta}\n"),
-        origin: Origin::Synthetic,
-        problem_id: id.into(),
-        corruptions: None,
-        extra: Default::default(),
-    }
+    add_task(id, &format!("return a + b + {delta}"))
 }
 
 /// `turns` rounds of `episodes` episodes with made-up observations, each reply fed back.
 fn converse(p: &mut ModelPolicy, episodes: usize, turns: usize) -> Vec<Vec<(String, Proposal)>> {
-    let task = task("t", 1);
-    let buffer = Buffer::from_code(&task.buggy);
-    let mut histories: Vec<Vec<(String, Proposal)>> = vec![Vec::new(); episodes];
-    for turn in 0..turns {
-        let obs: Vec<String> = (0..episodes)
-            .map(|e| {
-                format!("L1 def add(a, b):\nL2     return a + b + {turn}\n***\nTest {e} failed")
-            })
-            .collect();
-        let queries: Vec<Query<'_>> = histories
-            .iter()
-            .zip(&obs)
-            .enumerate()
-            .map(|(e, (h, o))| Query {
-                episode: e as u64,
-                task: &task,
-                buffer: &buffer,
-                history: h,
-                observation: o,
-            })
-            .collect();
-        let replies = p.propose(&queries).unwrap();
-        for ((h, o), r) in histories.iter_mut().zip(obs).zip(replies) {
-            h.push((o, r));
-        }
-    }
-    histories
+    crate::common::converse(p, &task("t", 1), episodes, turns, |turn, e| {
+        format!("L1 def add(a, b):\nL2     return a + b + {turn}\n***\nTest {e} failed")
+    })
 }
 
 fn assert_same_replies(a: &[(String, Proposal)], b: &[(String, Proposal)]) {

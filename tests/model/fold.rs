@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 fn adapted_model() -> Llama {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/tiny_llama.gguf");
+    let path = crate::common::tiny_gguf();
     let lora = LoraConfig {
         r: 4,
         alpha: 8.0,

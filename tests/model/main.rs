@@ -3,6 +3,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod common;
+
 mod cross_turn_cache;
 mod fold;
 mod fuzz_models;

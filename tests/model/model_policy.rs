@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use crate::common::converse;
 use coe::env::buffer::Buffer;
 use coe::model::loader::load_model;
 use coe::policy::model::ModelPolicyConfig;
-use coe::policy::{ModelPolicy, Policy, Proposal, Query};
+use coe::policy::{ModelPolicy, Proposal, Query};
 use coe::task::{Origin, Task};
 use tch::{Device, Kind};
 
@@ -46,32 +47,9 @@ const OBSERVATIONS: [&str; 3] = [
 
 /// Runs `turns` rounds of `episodes` parallel episodes, feeding each reply back as history.
 fn rollout(p: &mut ModelPolicy, episodes: usize, turns: usize) -> Vec<Vec<(String, Proposal)>> {
-    let task = task();
-    let buffer = Buffer::from_code(&task.buggy);
-    let mut histories: Vec<Vec<(String, Proposal)>> = vec![Vec::new(); episodes];
-    for turn in 0..turns {
-        let obs: Vec<String> = (0..episodes)
-            .map(|e| format!("{} (episode {e})", OBSERVATIONS[turn % 3]))
-            .collect();
-        let queries: Vec<Query<'_>> = histories
-            .iter()
-            .zip(&obs)
-            .enumerate()
-            .map(|(e, (h, o))| Query {
-                episode: e as u64,
-                task: &task,
-                buffer: &buffer,
-                history: h,
-                observation: o,
-            })
-            .collect();
-        let replies = p.propose(&queries).unwrap();
-        assert_eq!(replies.len(), episodes);
-        for ((h, o), r) in histories.iter_mut().zip(obs).zip(replies) {
-            h.push((o, r));
-        }
-    }
-    histories
+    converse(p, &task(), episodes, turns, |turn, e| {
+        format!("{} (episode {e})", OBSERVATIONS[turn % 3])
+    })
 }
 
 #[test]

@@ -1,23 +1,20 @@
 //! The whole-episode RL update: an episode's turns scored in one pass over its
 //! conversation give the same loss and adapter gradients as one pass per turn (within
 //! 1e-5 relative, f32, tiny model), in fewer sequences.
-use std::path::Path;
-
+use crate::common::{add_task, converse, tiny_gguf};
 use coe::config::AdvantageMode;
-use coe::env::buffer::Buffer;
 use coe::eval::rollout::EpisodeResult;
 use coe::model::loader::load_model;
 use coe::model::lora::LoraConfig;
+use coe::policy::ModelPolicy;
 use coe::policy::model::ModelPolicyConfig;
-use coe::policy::{ModelPolicy, Policy, Proposal, Query};
-use coe::task::{Origin, Task};
 use coe::train::grpo::loss_sums;
 use coe::train::rl::{TurnSample, turn_samples};
 use coe::train::tokens::target_logprobs;
 use tch::{Device, Kind, Tensor};
 
 fn policy() -> ModelPolicy {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/tiny_llama.gguf");
+    let path = tiny_gguf();
     let lora = LoraConfig {
         r: 4,
         alpha: 8.0,
@@ -45,50 +42,13 @@ fn policy() -> ModelPolicy {
     ModelPolicy::new(loaded, cfg).unwrap()
 }
 
-fn task() -> Task {
-    Task {
-        id: "t".into(),
-        prompt: "Add two numbers.".into(),
-        solution: Some("def add(a, b):\n    return a + b\n".into()),
-        tests: vec!["assert add(1, 2) == 3".into()],
-        setup: None,
-        entry_point: None,
-        buggy: "def add(a, b):\n    return a - b\n".into(),
-        origin: Origin::Synthetic,
-        problem_id: "t".into(),
-        corruptions: None,
-        extra: Default::default(),
-    }
-}
-
 /// Two groups of two 4-turn episodes, sampled from the policy, with rewards that give
 /// every turn a non-zero advantage.
 fn episodes(p: &mut ModelPolicy) -> Vec<EpisodeResult> {
-    let task = task();
-    let buffer = Buffer::from_code(&task.buggy);
     let n = 4;
-    let mut histories: Vec<Vec<(String, Proposal)>> = vec![Vec::new(); n];
-    for turn in 0..4 {
-        let obs: Vec<String> = (0..n)
-            .map(|e| format!("L1 def add(a, b):\nL2     return a - b\n***\nturn {turn} of {e}"))
-            .collect();
-        let queries: Vec<Query<'_>> = histories
-            .iter()
-            .zip(&obs)
-            .enumerate()
-            .map(|(e, (h, o))| Query {
-                episode: e as u64,
-                task: &task,
-                buffer: &buffer,
-                history: h,
-                observation: o,
-            })
-            .collect();
-        let replies = p.propose(&queries).unwrap();
-        for ((h, o), r) in histories.iter_mut().zip(obs).zip(replies) {
-            h.push((o, r));
-        }
-    }
+    let histories = converse(p, &add_task("t", "return a - b"), n, 4, |turn, e| {
+        format!("L1 def add(a, b):\nL2     return a - b\n***\nturn {turn} of {e}")
+    });
     histories
         .into_iter()
         .enumerate()
