@@ -29,10 +29,13 @@ pub struct ReplayCache {
     key: String,
 }
 
+/// A conversation as stored: (example id, [(role, text)]).
+type StoredConversation = Option<(String, Vec<(String, String)>)>;
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     key: String,
-    conversations: Vec<Option<(String, Vec<(String, String)>)>>,
+    conversations: Vec<StoredConversation>,
 }
 
 impl ReplayCache {
