@@ -59,6 +59,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         limits: &cfg.sandbox.limits,
         max_tokens: cfg.env.context_tokens,
         threads: pool.workers().max(1),
+        cache: true,
     };
     let mut examples = Vec::new();
     for file in &s.train {
@@ -71,7 +72,8 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
         s.train
     );
     let per_step = s.batch_size * s.grad_accum;
-    let mut order = DataOrder::new(examples.len(), cfg.seed);
+    let lens = examples.iter().map(|e| e.seq.ids.len()).collect();
+    let mut order = DataOrder::new(lens, per_step, cfg.seed);
     let batches: Vec<Vec<&Sequence>> = (0..=opts.steps as u64)
         .map(|step| {
             (0..per_step as u64)

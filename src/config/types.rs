@@ -278,7 +278,10 @@ pub struct SftSection {
     pub keep_last: usize,
     /// Held-out tasks used per periodic evaluation (the first ones of `valid`).
     pub eval_tasks: usize,
-    /// Rows × longest sequence per forward pass; bounds activation memory.
+    /// Rows × longest sequence per forward pass (a micro-batch; the step's gradient is
+    /// accumulated over them, token-weighted, so it does not change the loss). Bounds the
+    /// activation memory: about 3 MB per token for the default model in f32, checked against
+    /// the available memory before the first step.
     pub max_batch_tokens: usize,
     /// Stop once this many tokens have been trained on (the run still ends at `steps` at the
     /// latest), so methods whose examples differ in length get the same budget.
@@ -302,7 +305,7 @@ impl Default for SftSection {
             checkpoint_every: 100,
             keep_last: 3,
             eval_tasks: 32,
-            max_batch_tokens: 16_384,
+            max_batch_tokens: 4096,
             token_budget: None,
         }
     }

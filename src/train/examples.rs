@@ -8,9 +8,11 @@
 //! record — a demonstration whose replay does not reproduce its states is left out and
 //! counted, because training on a conversation the environment would never show teaches the
 //! wrong thing. Direct-answer and CoT records (`{task, answer}`, `{task, reasoning, answer}`)
-//! use the baselines' prompt formats from `eval::answer`.
+//! use the baselines' prompt formats from `eval::answer`. Replays run in parallel and are
+//! cached per data file (`replay_cache`), so only the first start pays for them.
 use std::path::{Path, PathBuf};
 
+use super::replay_cache::{Conversation, ReplayCache};
 use super::tokens::Sequence;
 use crate::config::EnvSection;
 use crate::data::jsonl::{self, JsonlError};
@@ -46,6 +48,10 @@ pub struct LoadReport {
     /// Longer than the context.
     pub too_long: usize,
     pub kind: Option<&'static str>,
+    /// The replays came from the cache (Chain-of-Edits files only).
+    pub cached: bool,
+    /// Why the replays could not be cached, if they could not.
+    pub cache_error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +109,8 @@ pub struct ExampleContext<'a> {
     /// Longest sequence kept (the training context).
     pub max_tokens: usize,
     pub threads: usize,
+    /// Read and write the replay cache beside each data file.
+    pub cache: bool,
 }
 
 /// Loads one demonstration file.
@@ -120,7 +128,7 @@ pub fn load_file(
             line: *line,
         })?
     };
-    let mut conversations: Vec<Option<(String, Vec<Message>)>> = Vec::with_capacity(values.len());
+    let mut conversations: Vec<Conversation> = Vec::with_capacity(values.len());
     let mut demos = Vec::new();
     for (line, v) in values {
         let found = DemoKind::of(&v).ok_or(ExampleError::Unknown {
@@ -157,14 +165,14 @@ pub fn load_file(
             }
         }
     }
-    if kind == DemoKind::Coe {
-        conversations = parallel_map(&demos, cx.threads, |_, d| replay(d, cx));
-    }
     let mut report = LoadReport {
-        records: conversations.len(),
         kind: Some(kind.name()),
         ..LoadReport::default()
     };
+    if kind == DemoKind::Coe {
+        conversations = replay_all(path, &demos, cx, &mut report);
+    }
+    report.records = conversations.len();
     let mut out = Vec::with_capacity(conversations.len());
     for conv in conversations {
         let Some((id, msgs)) = conv else {
@@ -185,9 +193,43 @@ pub fn load_file(
     Ok((out, report))
 }
 
+/// The replayed conversations of `demos` (the records of `path`), from the cache when it
+/// holds them, else replayed in parallel and cached.
+fn replay_all(
+    path: &Path,
+    demos: &[Demonstration],
+    cx: &ExampleContext<'_>,
+    report: &mut LoadReport,
+) -> Vec<Conversation> {
+    let cache = cx
+        .cache
+        .then(|| ReplayCache::for_file(path, cx.env, cx.limits))
+        .transpose();
+    let cache = match cache {
+        Ok(c) => c,
+        Err(e) => {
+            report.cache_error = Some(e.to_string());
+            None
+        }
+    };
+    if let Some(hit) = cache.as_ref().and_then(ReplayCache::load)
+        && hit.len() == demos.len()
+    {
+        report.cached = true;
+        return hit;
+    }
+    let conversations = parallel_map(demos, cx.threads, |_, d| replay(d, cx));
+    if let Some(c) = &cache
+        && let Err(e) = c.store(&conversations)
+    {
+        report.cache_error = Some(format!("{}: {e}", c.path().display()));
+    }
+    conversations
+}
+
 /// The conversation of a Chain-of-Edits demonstration, replayed: `None` when the replay does
 /// not reproduce a recorded state or the sandbox fails.
-fn replay(demo: &Demonstration, cx: &ExampleContext<'_>) -> Option<(String, Vec<Message>)> {
+fn replay(demo: &Demonstration, cx: &ExampleContext<'_>) -> Conversation {
     let (mut ep, first) =
         Episode::reset(demo.task.clone(), cx.runner, cx.env, cx.limits, (0, 0)).ok()?;
     let mut msgs = vec![Message::new(Role::User, first.text)];

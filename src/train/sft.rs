@@ -6,21 +6,21 @@
 //! The data order is a seeded permutation per epoch and every random stream of a step is
 //! derived from (seed, step), so `--resume` from step n replays steps n.. exactly as the
 //! uninterrupted run would have (a test holds it to that).
-use super::error::{TrainResult, ensure};
+use super::error::{TrainError, TrainResult, ensure};
 use std::path::Path;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use tch::Kind;
 
 use super::adamw::{clip_grad_norm, zero_grads};
 use super::examples::{Example, ExampleContext, load_file};
+use super::memory;
 use super::periodic::Periodic;
 use super::schedule::Schedule;
 use super::setup::{self, Prepared, held_out, lora_of};
-use super::tokens::{Sequence, micro_batches, target_logprobs};
+use super::tokens::{Sequence, backward_nll, micro_batches, target_hidden};
 use super::{JobEnv, JobOutcome, step_seed};
 use crate::config::Config;
 use crate::model::llama::{Llama, ModelError};
@@ -29,17 +29,28 @@ use crate::protocol::{JobKind, Metric, RunEvent};
 const PURPOSE_ORDER: u64 = 1;
 const PURPOSE_DROPOUT: u64 = 2;
 
-/// Which example each draw of the run takes: a fresh seeded permutation per epoch.
+/// Steps' worth of examples sorted by length together: enough that a step's neighbours in a
+/// sorted window have similar lengths (little padding), few enough that the order stays
+/// random at the scale of an epoch.
+const WINDOW_STEPS: usize = 16;
+
+/// Which example each draw of the run takes: a fresh seeded permutation per epoch, cut into
+/// windows of `WINDOW_STEPS` optimizer steps whose examples are sorted longest first, so
+/// the examples of one step have similar lengths and padding is small. It depends only on
+/// the lengths and (seed, epoch): a resumed run draws what the uninterrupted run drew.
 pub struct DataOrder {
-    n: usize,
+    lens: Vec<usize>,
+    window: usize,
     seed: u64,
     epoch: Option<(u64, Vec<usize>)>,
 }
 
 impl DataOrder {
-    pub fn new(n: usize, seed: u64) -> Self {
+    /// `lens[i]`: the length of example i; `per_step`: examples per optimizer step.
+    pub fn new(lens: Vec<usize>, per_step: usize, seed: u64) -> Self {
         DataOrder {
-            n,
+            lens,
+            window: per_step.max(1) * WINDOW_STEPS,
             seed,
             epoch: None,
         }
@@ -47,22 +58,30 @@ impl DataOrder {
 
     /// The example of draw number `k` (0-based over the whole run).
     pub fn index(&mut self, k: u64) -> usize {
-        let n = self.n.max(1) as u64;
+        let n = self.lens.len().max(1) as u64;
         let epoch = k / n;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let mut perm: Vec<usize> = (0..self.n).collect();
-            perm.shuffle(&mut ChaCha8Rng::seed_from_u64(step_seed(
-                self.seed,
-                epoch,
-                PURPOSE_ORDER,
-            )));
-            self.epoch = Some((epoch, perm));
+            self.epoch = Some((epoch, self.epoch_order(epoch)));
         }
         let pos = (k % n) as usize;
         self.epoch
             .as_ref()
             .and_then(|(_, p)| p.get(pos).copied())
             .unwrap_or(0)
+    }
+
+    fn epoch_order(&self, epoch: u64) -> Vec<usize> {
+        let mut perm: Vec<usize> = (0..self.lens.len()).collect();
+        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(step_seed(
+            self.seed,
+            epoch,
+            PURPOSE_ORDER,
+        )));
+        for window in perm.chunks_mut(self.window) {
+            // Stable: equal lengths keep their shuffled order.
+            window.sort_by_key(|&i| std::cmp::Reverse(self.lens.get(i).copied().unwrap_or(0)));
+        }
+        perm
     }
 }
 
@@ -86,7 +105,10 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
     let examples = load_examples(cfg, &prep, env)?;
     let valid = held_out(s.valid.as_deref(), s.eval_tasks)?;
     let schedule = Schedule::new(s.lr, s.warmup_steps, s.steps);
-    let mut order = DataOrder::new(examples.len(), cfg.seed);
+    let lens: Vec<usize> = examples.iter().map(|e| e.seq.ids.len()).collect();
+    let per_step = s.batch_size * s.grad_accum;
+    memory::plan(&prep.policy.loaded().model, &lens, s).check()?;
+    let mut order = DataOrder::new(lens, per_step, cfg.seed);
     let periodic = Periodic {
         kind: JobKind::Sft,
         total,
@@ -95,7 +117,7 @@ pub fn run(cfg: &Config, env: &mut JobEnv<'_>) -> TrainResult<JobOutcome> {
         keep_last: s.keep_last,
         batch_stride: 1,
     };
-    let per_step = (s.batch_size * s.grad_accum) as u64;
+    let per_step = per_step as u64;
     let started = Instant::now();
     let mut last_eval = None;
     let mut step = prep.start_step;
@@ -160,7 +182,35 @@ fn train_step(
     let model = &mut prep.policy.loaded_mut().model;
     tch::manual_seed(step_seed(cfg.seed, step, PURPOSE_DROPOUT) as i64);
     let seqs: Vec<&Sequence> = picked.iter().map(|e| &e.seq).collect();
-    let (loss, tokens) = backward(model, &seqs, cfg.sft.batch_size, cfg.sft.max_batch_tokens)?;
+    let (rows, max_tokens) = (cfg.sft.batch_size, cfg.sft.max_batch_tokens);
+    // The CPU's memory is checked before the first step (`memory`); a GPU's allocation
+    // failure surfaces here, as an error or as a panic from inside tch.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        backward(model, &seqs, rows, max_tokens)
+    }));
+    let out_of_memory = |what: &str| {
+        TrainError::Invalid(format!(
+            "step {step} ran out of memory ({}): lower sft.max_batch_tokens (now {max_tokens}); steps keep their size, split into more micro-batches",
+            what.lines().next().unwrap_or(what).trim()
+        ))
+    };
+    let (loss, tokens) = match run {
+        Ok(Err(e)) if e.to_string().contains("out of memory") => {
+            return Err(out_of_memory(&e.to_string()));
+        }
+        Ok(r) => r?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !what.contains("out of memory") {
+                std::panic::resume_unwind(panic);
+            }
+            return Err(out_of_memory(what));
+        }
+    };
     ensure!(
         loss.is_finite(),
         "the loss is {loss} at step {step}; lower sft.lr"
@@ -168,9 +218,11 @@ fn train_step(
     Ok((loss, tokens))
 }
 
-/// The forward and backward passes of one optimizer step over `seqs`, in micro-batches of
-/// at most `max_rows` rows and `max_tokens` padded tokens; gradients accumulate in the
-/// adapters. Returns (mean loss per trained token, tokens seen). `coe bench sft` times it.
+/// The forward and backward passes of one optimizer step over `seqs`, longest first, in
+/// micro-batches of at most `max_rows` rows and `max_tokens` padded tokens; gradients
+/// accumulate in the adapters, each micro-batch weighted by its share of the step's targets
+/// so the result is the step's token-weighted mean loss whatever the split. Returns (mean
+/// loss per trained token, tokens seen). `coe bench sft` times it.
 pub fn backward(
     model: &mut Llama,
     seqs: &[&Sequence],
@@ -178,26 +230,29 @@ pub fn backward(
     max_tokens: usize,
 ) -> Result<(f64, usize), ModelError> {
     model.set_training(true);
+    let result = backward_micro_batches(model, seqs, max_rows, max_tokens);
+    model.set_training(false);
+    result
+}
+
+fn backward_micro_batches(
+    model: &Llama,
+    seqs: &[&Sequence],
+    max_rows: usize,
+    max_tokens: usize,
+) -> Result<(f64, usize), ModelError> {
     let n_targets: usize = seqs.iter().map(|s| s.n_targets()).sum();
-    let lens: Vec<usize> = seqs.iter().map(|s| s.ids.len()).collect();
+    let scale = 1.0 / n_targets.max(1) as f64;
+    let mut sorted = seqs.to_vec();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.ids.len()));
+    let lens: Vec<usize> = sorted.iter().map(|s| s.ids.len()).collect();
     let mut loss_sum = 0.0;
     for range in micro_batches(&lens, max_rows, max_tokens) {
-        let part = seqs.get(range).unwrap_or_default();
-        let logp = match target_logprobs(model, part) {
-            Ok(l) => l,
-            Err(e) => {
-                model.set_training(false);
-                return Err(e);
-            }
-        };
-        if logp.numel() == 0 {
-            continue;
+        let part = sorted.get(range).unwrap_or_default();
+        if let Some((hidden, targets)) = target_hidden(model, part)? {
+            loss_sum += backward_nll(model, &hidden, &targets, scale)?;
         }
-        let loss = -logp.sum(Kind::Float) / n_targets.max(1) as f64;
-        loss.backward();
-        loss_sum += loss.double_value(&[]);
     }
-    model.set_training(false);
     Ok((loss_sum, lens.iter().sum()))
 }
 
@@ -211,6 +266,7 @@ fn load_examples(cfg: &Config, prep: &Prepared, env: &mut JobEnv<'_>) -> TrainRe
         limits: &cfg.sandbox.limits,
         max_tokens: cfg.env.context_tokens,
         threads: env.pool.workers().max(1),
+        cache: true,
     };
     let mut all = Vec::new();
     for file in &cfg.sft.train {
@@ -218,15 +274,20 @@ fn load_examples(cfg: &Config, prep: &Prepared, env: &mut JobEnv<'_>) -> TrainRe
         env.emit.log(
             "info",
             format!(
-                "{file}: {} {} demonstrations, {} kept ({} replay mismatches, {} longer than {} tokens)",
+                "{file}: {} {} demonstrations{}, {} kept ({} replay mismatches, {} longer than {} tokens)",
                 report.records,
                 report.kind.unwrap_or("?"),
+                if report.cached { " (replays cached)" } else { "" },
                 report.kept,
                 report.replay_mismatch,
                 report.too_long,
                 cfg.env.context_tokens
             ),
         )?;
+        if let Some(e) = &report.cache_error {
+            env.emit
+                .log("warn", format!("{file}: the replays were not cached: {e}"))?;
+        }
         all.extend(examples);
     }
     ensure!(
@@ -243,14 +304,57 @@ mod tests {
 
     #[test]
     fn data_order_is_a_permutation_per_epoch_and_reproducible() {
-        let mut a = DataOrder::new(5, 7);
+        let mut a = DataOrder::new(vec![3; 5], 1, 7);
         let first: Vec<usize> = (0..5).map(|k| a.index(k)).collect();
         let mut sorted = first.clone();
         sorted.sort();
         assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
         let second: Vec<usize> = (5..10).map(|k| a.index(k)).collect();
         assert_ne!(first, second, "each epoch reshuffles");
-        let mut b = DataOrder::new(5, 7);
+        let mut b = DataOrder::new(vec![3; 5], 1, 7);
         assert_eq!(b.index(7), second[2], "random access gives the same order");
+    }
+
+    #[test]
+    fn length_grouping_keeps_each_example_once_per_epoch_and_follows_the_seed() {
+        let n = 150;
+        let lens: Vec<usize> = (0..n).map(|i| (i * 37) % 101 + 1).collect();
+        let per_step = 4;
+        let epoch = |order: &mut DataOrder, e: u64| -> Vec<usize> {
+            (0..n as u64)
+                .map(|k| order.index(e * n as u64 + k))
+                .collect()
+        };
+        let mut a = DataOrder::new(lens.clone(), per_step, 3);
+        let mut epochs = Vec::new();
+        for e in 0..3 {
+            let order = epoch(&mut a, e);
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "epoch {e}");
+            for window in order.chunks(per_step * WINDOW_STEPS) {
+                let l: Vec<usize> = window.iter().map(|&i| lens[i]).collect();
+                assert!(l.windows(2).all(|w| w[0] >= w[1]), "sorted within a window");
+            }
+            epochs.push(order);
+        }
+        assert_ne!(epochs[0], epochs[1], "each epoch reshuffles");
+        let mut b = DataOrder::new(lens.clone(), per_step, 3);
+        assert_eq!(epoch(&mut b, 2), epochs[2], "the same seed, the same order");
+        let mut c = DataOrder::new(lens.clone(), per_step, 4);
+        assert_ne!(epoch(&mut c, 0), epochs[0], "another seed, another order");
+        // Grouping cuts the padding of steps against the plain shuffle.
+        let padding = |order: &[usize]| -> usize {
+            order
+                .chunks(per_step)
+                .map(|s| {
+                    let l: Vec<usize> = s.iter().map(|&i| lens[i]).collect();
+                    l.iter().max().unwrap() * l.len() - l.iter().sum::<usize>()
+                })
+                .sum()
+        };
+        let mut plain = DataOrder::new(lens.clone(), per_step, 3);
+        plain.window = 1;
+        assert!(padding(&epochs[0]) * 4 < padding(&epoch(&mut plain, 0)));
     }
 }
