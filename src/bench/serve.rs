@@ -9,7 +9,10 @@
 //! same sampling, same per-row seeds, the same micro-batches the server's token budget
 //! makes). Both sides run [`ROUNDS`] timed rounds after a warm-up, alternating, and report
 //! their medians; the server's rows must equal the in-process ones (checked and recorded).
-//! The overhead is server time / in-process time − 1.
+//! The overhead is server time / in-process time − 1. The servers run with `--max-batch N`
+//! and a [`BATCH_WINDOW_MS`] window, so the N clients make one batch: with the defaults
+//! (64 rows, 5 ms) the batch closed on its window before a loaded machine had delivered all
+//! N requests, and the rest decoded as a second batch.
 //!
 //! Rollouts: `coe bench rollout`'s episodes (`--tasks-n` tasks × `--group`, up to
 //! `env.max_turns` turns, tests included) with the in-process model policy, then with the
@@ -53,6 +56,10 @@ pub const DEFAULT_CLIENTS: usize = 32;
 pub const MAX_TOKENS: usize = 24;
 /// Timed rounds per side, after one warm-up each.
 pub const ROUNDS: usize = 5;
+/// How long the servers' first request of a batch waits for the others. With `--max-batch`
+/// equal to the client count a full batch starts at once, so a long window costs nothing
+/// and rows that arrive late (a loaded machine) still join the batch.
+pub const BATCH_WINDOW_MS: u64 = 50;
 
 /// Runs the benchmark; returns the JSON report.
 pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
@@ -89,7 +96,12 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     let config_file = scratch.join("serve.ron");
     std::fs::write(&config_file, cfg.to_ron())
         .with_context(|| format!("cannot write {}", config_file.display()))?;
-    let mut extra = vec!["--max-batch".to_string(), clients.max(64).to_string()];
+    let mut extra = vec![
+        "--max-batch".to_string(),
+        clients.to_string(),
+        "--batch-window-ms".into(),
+        BATCH_WINDOW_MS.to_string(),
+    ];
     if let Some(a) = &adapter {
         extra.extend(["--adapter".into(), a.display().to_string()]);
     }
@@ -232,6 +244,8 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
             "max_tokens": MAX_TOKENS,
             "temperature": cfg.rl.temperature,
             "rounds": ROUNDS,
+            "server_max_batch": clients,
+            "server_batch_window_ms": BATCH_WINDOW_MS,
             "in_process": local,
             "served": served,
             "same_tokens": served_ids == local_ids,
