@@ -405,3 +405,59 @@ fn greedy_direct_eval_through_coe_serve_matches_the_local_model() {
             .starts_with("remote coe @ ")
     );
 }
+
+#[test]
+fn every_server_down_makes_each_episode_an_infra_error_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Served::start();
+    let mut b = Served::start();
+    let urls = [a.url.clone(), b.url.clone()];
+    a.kill();
+    b.kill();
+    let cfg = config_with(dir.path(), "down", &[&urls[0], &urls[1]], "");
+    let started = std::time::Instant::now();
+    let (results, _, stderr) = eval(dir.path(), "coe", Some(&cfg));
+    let eps: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("coe_eps/episodes.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(eps.len(), 3 * 2);
+    assert!(eps.iter().all(|e| e["infra_error"] == true), "{eps:?}");
+    assert!(
+        stderr.contains(", 6 lost (their episodes are infra errors)"),
+        "{stderr}"
+    );
+    let solved: usize = results["per_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["solved"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| **s == true)
+                .count()
+        })
+        .sum();
+    assert_eq!(solved, 0);
+    // One-shot answers too: every reply an infra error, the lost count reported.
+    let (_, replies, stderr) = eval_direct(dir.path(), "direct", &cfg);
+    assert_eq!(replies.len(), 3 * 2);
+    assert!(
+        replies.iter().all(|r| r["verdict"] == "infra_error"),
+        "{replies:?}"
+    );
+    assert!(
+        stderr.contains("remote: 6 requests lost on every server"),
+        "{stderr}"
+    );
+    // Refused connections fail at once; nothing waited for the 20 s request timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
