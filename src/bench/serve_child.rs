@@ -2,7 +2,7 @@
 //! 127.0.0.1 with port 0, started from the bench's own config (written to a scratch file so
 //! the server decodes with the same batch budget, cache and context), killed on drop.
 //!
-//! A child process rather than an in-process [`Server`](crate) because the server sits above
+//! A child process rather than an in-process `runtime::serve::Server` because the server sits above
 //! the benchmarks (`runtime`), and because a real deployment is a separate process: its
 //! libtorch thread pool and its HTTP handlers compete with the client as they would.
 use std::io::{BufRead, BufReader};
