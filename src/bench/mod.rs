@@ -6,6 +6,8 @@ mod env;
 mod python;
 mod rollout;
 mod sandbox;
+mod serve;
+mod serve_child;
 mod sft;
 pub mod soak;
 mod soak_probe;
@@ -14,7 +16,9 @@ use crate::config::Config;
 use std::path::{Path, PathBuf};
 
 /// The benchmarks that exist, for help and errors.
-pub const KNOWN: &[&str] = &["sandbox", "env", "decode", "rollout", "sft", "soak", "tui"];
+pub const KNOWN: &[&str] = &[
+    "sandbox", "env", "decode", "rollout", "serve", "sft", "soak", "tui",
+];
 
 /// Batch sizes `coe bench decode` measures unless `--batch` names others.
 pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
@@ -22,9 +26,9 @@ pub const DECODE_BATCHES: &[usize] = &[1, 8, 32];
 /// What the command line adds to the config for some benchmarks.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// `decode` batch sizes (empty: [`DECODE_BATCHES`]).
+    /// `decode` batch sizes (empty: [`DECODE_BATCHES`]); `serve`: the first is the client count.
     pub batches: Vec<usize>,
-    /// `rollout` tasks (default: `rl.tasks`).
+    /// `rollout` and `serve` tasks (default: `rl.tasks`).
     pub tasks: Option<PathBuf>,
     /// `rollout` tasks per batch.
     pub tasks_n: usize,
@@ -60,6 +64,7 @@ pub fn run(what: &str, cfg: &Config, opts: &BenchOptions) -> anyhow::Result<serd
     let batches = opts.batches.as_slice();
     match what {
         "rollout" => rollout::run(cfg, opts),
+        "serve" => serve::run(cfg, opts),
         "sft" => sft::run(cfg, opts),
         "sandbox" => sandbox::run(&cfg.sandbox),
         "env" => env::run(&cfg.env),

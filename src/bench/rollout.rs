@@ -200,7 +200,7 @@ impl Policy for WholeRounds<'_> {
 }
 
 /// Counts and rates of a set of finished episodes.
-fn summary(results: &[EpisodeResult], seconds: f64) -> Value {
+pub(super) fn summary(results: &[EpisodeResult], seconds: f64) -> Value {
     let episodes = results.len();
     let turns: u64 = results.iter().map(|r| u64::from(r.turns)).sum();
     let tokens: usize = results
@@ -229,7 +229,7 @@ fn summary(results: &[EpisodeResult], seconds: f64) -> Value {
     })
 }
 
-fn line(v: &Value) -> String {
+pub(super) fn line(v: &Value) -> String {
     format!(
         "{:.1} episodes/min, {:.1} turns/s, {} test runs, {:.1} s",
         v["episodes_per_min"].as_f64().unwrap_or(0.0),
@@ -240,7 +240,7 @@ fn line(v: &Value) -> String {
 }
 
 /// What each episode did, to check that both of our runs sampled the same episodes.
-fn signature(results: &[EpisodeResult]) -> Vec<(u64, Vec<Vec<u32>>, Vec<f64>)> {
+pub(super) fn signature(results: &[EpisodeResult]) -> Vec<(u64, Vec<Vec<u32>>, Vec<f64>)> {
     results
         .iter()
         .map(|r| {

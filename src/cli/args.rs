@@ -59,12 +59,12 @@ pub enum Cmd {
     Model(ModelCmd),
     /// Run the project's own benchmarks (machine-readable output).
     Bench {
-        /// What to measure: sandbox, env, decode, rollout, sft, soak, tui.
+        /// What to measure: sandbox, env, decode, rollout, serve, sft, soak, tui.
         what: String,
         /// Write the JSON result here as well as to stdout.
         #[arg(long, value_name = "F")]
         out: Option<PathBuf>,
-        /// Batch sizes for `decode`, comma-separated (default 1,8,32).
+        /// Batch sizes for `decode`, comma-separated (default 1,8,32); `serve`: clients (32).
         #[arg(long, value_delimiter = ',', value_name = "N,…")]
         batch: Vec<usize>,
         /// Tasks for `rollout` (default: the config's `rl.tasks`).

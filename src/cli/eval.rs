@@ -15,7 +15,7 @@ use crate::config::{Method, ModelSection, RemoteSection};
 use crate::data::loaders::load_tasks;
 use crate::eval::answer::{
     AnswerFormat, Answerer, ModelAnswerConfig, ModelAnswerer, OneShotOptions, OneShotSample,
-    OracleAnswerer, Tally, Verdict, as_episodes, run_one_shot,
+    OracleAnswerer, RemoteAnswerer, Tally, Verdict, as_episodes, run_one_shot,
 };
 use crate::eval::progress::RoundProgress;
 use crate::eval::results::{EvalSpec, Provenance, build_commit, summarise};
@@ -87,11 +87,8 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let pool = ctx.sandbox()?;
     let outcome = match cfg.eval.method {
         Method::Coe => run_coe(ctx, &tasks, loaded, remote, &pool)?,
-        _ if remote.is_some() => {
-            anyhow::bail!("the remote backend runs --method coe only so far")
-        }
-        Method::Direct => run_answers(ctx, &tasks, loaded, &pool, AnswerFormat::Direct)?,
-        Method::Cot => run_answers(ctx, &tasks, loaded, &pool, AnswerFormat::Cot)?,
+        Method::Direct => run_answers(ctx, &tasks, loaded, remote, &pool, AnswerFormat::Direct)?,
+        Method::Cot => run_answers(ctx, &tasks, loaded, remote, &pool, AnswerFormat::Cot)?,
     };
     let cfg = &ctx.config;
     let spec = EvalSpec {
@@ -236,21 +233,23 @@ fn run_coe(
     })
 }
 
-/// One-shot answers (direct or CoT) with the oracle or a model.
+/// One-shot answers (direct or CoT) with the oracle, a model or remote servers.
 fn run_answers(
     ctx: &Ctx,
     tasks: &[Task],
     loaded: Option<LoadedModel>,
+    remote: Option<(RemoteSection, String)>,
     pool: &SandboxPool,
     format: AnswerFormat,
 ) -> anyhow::Result<Outcome> {
     let cfg = &ctx.config;
-    let mut answerer: Box<dyn Answerer> = match loaded {
-        None => Box::new(OracleAnswerer),
-        Some(loaded) => {
-            let settings = ModelAnswerConfig::from_config(cfg, cfg.eval.temperature, cfg.seed);
-            Box::new(ModelAnswerer::new(loaded, settings)?)
+    let settings = ModelAnswerConfig::from_config(cfg, cfg.eval.temperature, cfg.seed);
+    let mut answerer: Box<dyn Answerer> = match (loaded, remote) {
+        (_, Some((section, spec))) => {
+            Box::new(RemoteAnswerer::from_config(&section, &spec, settings)?)
         }
+        (None, None) => Box::new(OracleAnswerer),
+        (Some(loaded), None) => Box::new(ModelAnswerer::new(loaded, settings)?),
     };
     let opts = OneShotOptions {
         format,
@@ -276,6 +275,9 @@ fn run_answers(
     };
     let samples = run_one_shot(tasks, answerer.as_mut(), pool, &opts, &mut progress)?;
     line.finish();
+    if let Some(report) = answerer.report() {
+        eprintln!("eval: {report}");
+    }
     let over = samples
         .iter()
         .filter(|s| s.scored.reply.over_context)

@@ -6,7 +6,7 @@ use super::context::Ctx;
 use crate::config::ModelSection;
 use crate::data::{jsonl, loaders};
 use crate::eval::answer::sample_bugs::{SampleBugsOptions, sample_bugs};
-use crate::eval::answer::{ModelAnswerConfig, ModelAnswerer, Tally};
+use crate::eval::answer::{Answerer, ModelAnswerConfig, ModelAnswerer, RemoteAnswerer, Tally};
 use crate::model::loader::load_for_inference;
 use crate::util::progress::{ProgressLine, clock};
 use anyhow::Context as _;
@@ -44,9 +44,15 @@ pub fn run(ctx: &Ctx, args: &SampleBugsArgs<'_>) -> anyhow::Result<ExitCode> {
         path: args.model.to_string(),
         ..cfg.model.clone()
     };
-    let loaded = load_for_inference(&section, None)?;
     let settings = ModelAnswerConfig::from_config(cfg, temperature, seed);
-    let mut answerer = ModelAnswerer::new(loaded, settings)?;
+    // With `model.remote` the servers sample; `--model` then only gives the tokenizer.
+    let mut answerer: Box<dyn Answerer> = match &cfg.model.remote {
+        Some(remote) => Box::new(RemoteAnswerer::from_config(remote, args.model, settings)?),
+        None => Box::new(ModelAnswerer::new(
+            load_for_inference(&section, None)?,
+            settings,
+        )?),
+    };
     let pool = ctx.sandbox()?;
     let opts = SampleBugsOptions {
         samples: args.samples,
@@ -83,8 +89,11 @@ pub fn run(ctx: &Ctx, args: &SampleBugsArgs<'_>) -> anyhow::Result<ExitCode> {
             clock(secs)
         ));
     };
-    let (tasks, report) = sample_bugs(&problems, &mut answerer, &pool, &opts, &mut progress)?;
+    let (tasks, report) = sample_bugs(&problems, answerer.as_mut(), &pool, &opts, &mut progress)?;
     line.finish();
+    if let Some(r) = answerer.report() {
+        eprintln!("sample-bugs: {r}");
+    }
     jsonl::write(args.out, &tasks).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{}", report.render());
     println!(

@@ -10,7 +10,7 @@ mod interface;
 pub mod model;
 mod oracle;
 pub mod remote;
-mod remote_http;
+pub mod remote_http;
 
 pub use human::HumanPolicy;
 pub use model::{ModelPolicy, ModelPolicyConfig};

@@ -162,6 +162,8 @@ impl RemotePolicy {
                 temperature: cfg.sampling.temperature,
                 top_p: cfg.sampling.top_p,
                 stop_ids: tok.eot_ids.clone(),
+                // A command is one line: stop at the first token whose text holds a newline.
+                stop: vec!["\n".into()],
             },
             budget: cfg.context_tokens - cfg.max_new_tokens,
             tok,

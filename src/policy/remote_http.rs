@@ -1,5 +1,5 @@
-//! One completion over HTTP for the remote backend: the request it sends (token-id prompt,
-//! seed, stop at a newline or an end-of-turn id, the sampled tokens' log-probabilities and
+//! One completion over HTTP for the remote backends: the request it sends (token-id prompt,
+//! seed, stop at the asked strings or an end-of-turn id, the sampled tokens' log-probabilities and
 //! ids asked back) and the checks on the answer. Everything that can go wrong — refused
 //! connection, timeout, dropped connection, an error status, a body that is not a valid
 //! completion — is one [`CallError`], so the caller retries elsewhere whatever it was.
@@ -31,6 +31,8 @@ pub struct Ask {
     pub temperature: f64,
     pub top_p: f64,
     pub stop_ids: Vec<u32>,
+    /// Stop strings: a CoE command stops at `\n`; a one-shot answer at end-of-turn only.
+    pub stop: Vec<String>,
 }
 
 /// The sampled ids and their log-probabilities.
@@ -50,8 +52,7 @@ pub fn request(ask: &Ask, prompt: &[u32], seed: u64) -> CompletionRequest {
         top_p: Some(ask.top_p),
         n: Some(1),
         seed: Some(seed),
-        // A command is one line: stop at the first token whose text holds a newline.
-        stop: Some(StopInput::One("\n".into())),
+        stop: (!ask.stop.is_empty()).then(|| StopInput::Many(ask.stop.clone())),
         stop_token_ids: Some(ask.stop_ids.clone()),
         logprobs: Some(0),
         return_token_ids: Some(true),

@@ -316,3 +316,148 @@ fn rl_sampling_through_coe_serve_publishes_an_adapter_per_step() {
         .collect();
     assert_eq!(served, ["remote-rl-step-2"]);
 }
+
+/// A config with `extra` sections and, when `urls` is not empty, the remote backend.
+fn config_with(dir: &Path, tag: &str, urls: &[&str], extra: &str) -> std::path::PathBuf {
+    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    let remote = if urls.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "model: (remote: Some((urls: [{}], served_model: \"coe\", timeout_s: 20.0, connect_timeout_s: 2.0, retries: 1))),",
+            list.join(", ")
+        )
+    };
+    let path = dir.join(format!("{tag}.ron"));
+    std::fs::write(&path, format!("({remote} {extra})")).unwrap();
+    path
+}
+
+/// `coe eval --method direct` greedy with short replies; (results.json, saved replies, stderr).
+fn eval_direct(
+    dir: &Path,
+    tag: &str,
+    config: &Path,
+) -> (serde_json::Value, Vec<serde_json::Value>, String) {
+    let out = dir.join(format!("{tag}.json"));
+    let eps = dir.join(format!("{tag}_eps"));
+    let run = Command::cargo_bin("coe")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--config")
+        .arg(config)
+        .args([
+            "eval", "--method", "direct", "--tasks", TASKS, "--model", TINY,
+        ])
+        .args([
+            "--threads",
+            "1",
+            "--samples",
+            "2",
+            "--k",
+            "1",
+            "--temperature",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--save-episodes")
+        .arg(&eps)
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    let results = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let replies = std::fs::read_to_string(eps.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (results, replies, stderr)
+}
+
+#[test]
+fn greedy_direct_eval_through_coe_serve_matches_the_local_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start();
+    let short = "eval: (answer_tokens: Some(48))";
+    let local_cfg = config_with(dir.path(), "local", &[], short);
+    let remote_cfg = config_with(dir.path(), "remote", &[&server.url], short);
+    let (local, local_replies, _) = eval_direct(dir.path(), "local", &local_cfg);
+    let (remote, remote_replies, _) = eval_direct(dir.path(), "remote", &remote_cfg);
+    assert_eq!(local["per_task"], remote["per_task"]);
+    assert_eq!(local_replies.len(), 3 * 2);
+    let keep = |rs: &[serde_json::Value]| -> Vec<(serde_json::Value, serde_json::Value)> {
+        rs.iter()
+            .map(|r| (r["reply"].clone(), r["token_ids"].clone()))
+            .collect()
+    };
+    assert!(
+        local_replies
+            .iter()
+            .all(|r| !r["token_ids"].as_array().unwrap().is_empty())
+    );
+    assert_eq!(keep(&local_replies), keep(&remote_replies));
+    assert!(
+        remote["provenance"]["policy"]
+            .as_str()
+            .unwrap()
+            .starts_with("remote coe @ ")
+    );
+}
+
+#[test]
+fn every_server_down_makes_each_episode_an_infra_error_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Served::start();
+    let mut b = Served::start();
+    let urls = [a.url.clone(), b.url.clone()];
+    a.kill();
+    b.kill();
+    let cfg = config_with(dir.path(), "down", &[&urls[0], &urls[1]], "");
+    let started = std::time::Instant::now();
+    let (results, _, stderr) = eval(dir.path(), "coe", Some(&cfg));
+    let eps: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("coe_eps/episodes.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(eps.len(), 3 * 2);
+    assert!(eps.iter().all(|e| e["infra_error"] == true), "{eps:?}");
+    assert!(
+        stderr.contains(", 6 lost (their episodes are infra errors)"),
+        "{stderr}"
+    );
+    let solved: usize = results["per_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["solved"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| **s == true)
+                .count()
+        })
+        .sum();
+    assert_eq!(solved, 0);
+    // One-shot answers too: every reply an infra error, the lost count reported.
+    let (_, replies, stderr) = eval_direct(dir.path(), "direct", &cfg);
+    assert_eq!(replies.len(), 3 * 2);
+    assert!(
+        replies.iter().all(|r| r["verdict"] == "infra_error"),
+        "{replies:?}"
+    );
+    assert!(
+        stderr.contains("remote: 6 requests lost on every server"),
+        "{stderr}"
+    );
+    // Refused connections fail at once; nothing waited for the 20 s request timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}

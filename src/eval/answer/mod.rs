@@ -16,6 +16,7 @@
 mod evaluate;
 mod extract;
 mod format;
+mod remote;
 pub mod sample_bugs;
 mod sampler;
 mod score;
@@ -26,6 +27,7 @@ pub use format::{
     AnswerFormat, COT_MAX_NEW_TOKENS, DIRECT_MAX_NEW_TOKENS, cot_messages, cot_reply,
     direct_messages, direct_reply, messages, write_messages,
 };
+pub use remote::RemoteAnswerer;
 pub use sampler::{
     AnswerError, AnswerRequest, Answerer, DEFAULT_MAX_BATCH_TOKENS, MIN_REPLY_TOKENS,
     ModelAnswerConfig, ModelAnswerer, OracleAnswerer, Reply, prompt_ids,

@@ -49,6 +49,8 @@ pub struct Reply {
     pub truncated: bool,
     /// The prompt left no room for a reply within the context, so none was sampled.
     pub over_context: bool,
+    /// No reply came (a remote answerer's servers all failed): scored as an infra error.
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,10 @@ pub trait Answerer {
         requests: &[AnswerRequest<'_>],
         sink: &mut dyn FnMut(usize, Vec<Reply>),
     ) -> Result<(), AnswerError>;
+    /// What went wrong on the way, for the summary (a remote answerer's lost requests).
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Writes the reference solution in the request's format (CoT with the synthesised rationale).
@@ -203,13 +209,7 @@ impl ModelAnswerer {
     /// The reply budget of one prompt: the format's, cut to what the context leaves; 0 when
     /// that is under [`MIN_REPLY_TOKENS`].
     fn budget(&self, format: AnswerFormat, prompt_len: usize) -> usize {
-        let want = self.cfg.max_new_tokens.unwrap_or(format.max_new_tokens());
-        let room = self.cfg.context_tokens.saturating_sub(prompt_len);
-        if room < MIN_REPLY_TOKENS.min(want) {
-            0
-        } else {
-            want.min(room)
-        }
+        reply_budget(&self.cfg, format, prompt_len)
     }
 
     fn reply(
@@ -218,20 +218,7 @@ impl ModelAnswerer {
         finished: FinishReason,
         prompt_tokens: usize,
     ) -> Result<Reply, TokenizerError> {
-        let tok = &self.loaded.tokenizer;
-        let shown = match ids.split_last() {
-            Some((&last, rest)) if finished == FinishReason::Stop && tok.is_end_of_turn(last) => {
-                rest
-            }
-            _ => ids.as_slice(),
-        };
-        Ok(Reply {
-            text: tok.decode(shown)?,
-            truncated: finished == FinishReason::Length,
-            token_ids: ids,
-            prompt_tokens,
-            over_context: false,
-        })
+        decode_reply(&self.loaded.tokenizer, ids, finished, prompt_tokens)
     }
 }
 
@@ -306,6 +293,39 @@ impl Answerer for ModelAnswerer {
             start = end;
         }
         Ok(())
+    }
+}
+
+/// A reply from its sampled ids: the text without a final end-of-turn token, the ids whole.
+pub fn decode_reply(
+    tok: &CoeTokenizer,
+    ids: Vec<u32>,
+    finished: FinishReason,
+    prompt_tokens: usize,
+) -> Result<Reply, TokenizerError> {
+    let shown = match ids.split_last() {
+        Some((&last, rest)) if finished == FinishReason::Stop && tok.is_end_of_turn(last) => rest,
+        _ => ids.as_slice(),
+    };
+    Ok(Reply {
+        text: tok.decode(shown)?,
+        truncated: finished == FinishReason::Length,
+        token_ids: ids,
+        prompt_tokens,
+        over_context: false,
+        failed: None,
+    })
+}
+
+/// The reply budget of one prompt: the format's (or the configured override), cut to what
+/// the context leaves; 0 when that is under [`MIN_REPLY_TOKENS`].
+pub fn reply_budget(cfg: &ModelAnswerConfig, format: AnswerFormat, prompt_len: usize) -> usize {
+    let want = cfg.max_new_tokens.unwrap_or(format.max_new_tokens());
+    let room = cfg.context_tokens.saturating_sub(prompt_len);
+    if room < MIN_REPLY_TOKENS.min(want) {
+        0
+    } else {
+        want.min(room)
     }
 }
 

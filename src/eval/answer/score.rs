@@ -160,9 +160,12 @@ pub fn score(
     limits: &Limits,
 ) -> Scored {
     let program = extract_program(&reply.text);
-    let verdict = match &program {
-        None => Verdict::NoProgram,
-        Some(code) => {
+    let verdict = match (&program, &reply.failed) {
+        (_, Some(message)) => Verdict::Infra {
+            message: message.clone(),
+        },
+        (None, None) => Verdict::NoProgram,
+        (Some(code), None) => {
             let run = runner.run(&RunRequest {
                 setup: req.task.setup_code().to_string(),
                 code: code.clone(),

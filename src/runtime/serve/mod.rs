@@ -5,8 +5,9 @@
 //!
 //! Threads: a pool of HTTP handlers (`http`, `complete`) parse and check requests and build
 //! responses; one model thread (`engine`) owns the model and decodes the completions that
-//! arrive together as one batch. [`Server::start`] runs both in-process (tests and `coe
-//! bench serve` use it; `coe serve` is this plus waiting).
+//! arrive together as one batch. [`Server::start`] runs both in-process (tests use it; `coe
+//! serve` is this plus waiting; `coe bench serve` starts `coe serve` children, since the
+//! benchmarks sit below `runtime`).
 mod complete;
 mod engine;
 mod http;
