@@ -5,6 +5,10 @@
 //! busy, only the newest is answered: the others are about states already gone;
 //! a newest `Cancel` answers none. It is spawned only when step mode is first
 //! opened, so a workbench that only follows runs never loads a model.
+//!
+//! Replies go through `reply`, which says whether anyone still listens: the
+//! workbench tags them with the worker's id there, so that when a worker is
+//! replaced (another adapter chosen) the old one's late replies are dropped.
 use crate::config::Config;
 use crate::env::buffer::Buffer;
 use crate::model::loader::load_for_inference;
@@ -14,23 +18,31 @@ use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// Starts loading `cfg.model` and serving requests; exits when the channel closes.
-pub fn spawn<M: From<ModelReply> + Send + 'static>(
+/// Starts loading `cfg.model` (with `cfg.model.adapter`, if set) and serving
+/// requests; exits when the request channel closes or `reply` returns false.
+pub fn spawn<F>(
+    cfg: Config,
+    rx: Receiver<ModelRequest>,
+    reply: F,
+) -> std::io::Result<JoinHandle<()>>
+where
+    F: Fn(ModelReply) -> bool + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("coe-model".into())
+        .spawn(move || run(&cfg, &rx, &reply))
+}
+
+/// `spawn` with every reply sent as `M` on `tx`.
+pub fn spawn_to<M: From<ModelReply> + Send + 'static>(
     cfg: Config,
     rx: Receiver<ModelRequest>,
     tx: Sender<M>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("coe-model".into())
-        .spawn(move || run(&cfg, &rx, &tx))
+    spawn(cfg, rx, move |r| tx.send(M::from(r)).is_ok())
 }
 
-fn run<M: From<ModelReply> + Send + 'static>(
-    cfg: &Config,
-    rx: &Receiver<ModelRequest>,
-    tx: &Sender<M>,
-) {
-    let send = |r: ModelReply| tx.send(M::from(r)).is_ok();
+fn run(cfg: &Config, rx: &Receiver<ModelRequest>, send: &dyn Fn(ModelReply) -> bool) {
     let spec = cfg.model.path.clone();
     if !send(ModelReply::Loading { spec: spec.clone() }) {
         return;
