@@ -231,4 +231,7 @@ pub struct RunSummary {
     pub modified_unix: f64,
     /// Whether a `results.json` sits in the run's folder.
     pub has_results: bool,
+    /// The adapter step mode can load from this run: its final `adapter/`, else its
+    /// latest checkpoint.
+    pub adapter: Option<PathBuf>,
 }

@@ -6,6 +6,10 @@
 //! a newest `Cancel` answers none. It is spawned only when step mode is first
 //! opened, so a workbench that only follows runs never loads a model. With `model.remote`
 //! set it loads only the tokenizer and the servers sample (the remote backend).
+//!
+//! Replies go through `reply`, which says whether anyone still listens: the
+//! workbench tags them with the worker's id there, so that when a worker is
+//! replaced (another adapter chosen) the old one's late replies are dropped.
 use crate::config::Config;
 use crate::env::buffer::Buffer;
 use crate::model::loader::load_for_inference;
@@ -15,15 +19,28 @@ use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// Starts loading `cfg.model` and serving requests; exits when the channel closes.
-pub fn spawn<M: From<ModelReply> + Send + 'static>(
+/// Starts loading `cfg.model` (with `cfg.model.adapter`, if set) and serving
+/// requests; exits when the request channel closes or `reply` returns false.
+pub fn spawn<F>(
+    cfg: Config,
+    rx: Receiver<ModelRequest>,
+    reply: F,
+) -> std::io::Result<JoinHandle<()>>
+where
+    F: Fn(ModelReply) -> bool + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("coe-model".into())
+        .spawn(move || run(&cfg, &rx, &reply))
+}
+
+/// `spawn` with every reply sent as `M` on `tx`.
+pub fn spawn_to<M: From<ModelReply> + Send + 'static>(
     cfg: Config,
     rx: Receiver<ModelRequest>,
     tx: Sender<M>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("coe-model".into())
-        .spawn(move || run(&cfg, &rx, &tx))
+    spawn(cfg, rx, move |r| tx.send(M::from(r)).is_ok())
 }
 
 /// The remote backend when `model.remote` is set (the model spec gives its tokenizer),
@@ -42,12 +59,7 @@ fn load_policy(cfg: &Config) -> Result<Box<dyn Policy>, String> {
     Ok(Box::new(policy))
 }
 
-fn run<M: From<ModelReply> + Send + 'static>(
-    cfg: &Config,
-    rx: &Receiver<ModelRequest>,
-    tx: &Sender<M>,
-) {
-    let send = |r: ModelReply| tx.send(M::from(r)).is_ok();
+fn run(cfg: &Config, rx: &Receiver<ModelRequest>, send: &dyn Fn(ModelReply) -> bool) {
     let spec = cfg.model.path.clone();
     if !send(ModelReply::Loading { spec: spec.clone() }) {
         return;
@@ -144,7 +156,7 @@ mod tests {
     fn ask(cfg: Config) -> (String, ModelReply) {
         let (req_tx, req_rx) = crossbeam_channel::bounded(4);
         let (tx, rx) = crossbeam_channel::bounded::<ModelReply>(16);
-        let worker = spawn(cfg, req_rx, tx).unwrap();
+        let worker = spawn_to(cfg, req_rx, tx).unwrap();
         let wait = Duration::from_secs(60);
         assert!(matches!(
             rx.recv_timeout(wait),

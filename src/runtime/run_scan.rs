@@ -2,7 +2,9 @@
 //! line) with what each `events.jsonl` says — name, kind, status, step, the
 //! latest loss, reward and solve rate. Only the first line and the newest
 //! `TAIL_BYTES` are read, so a run of millions of events is listed at once; it
-//! runs on a thread of its own and answers with one message.
+//! runs on a thread of its own and answers with one message. Each run's adapter
+//! (final `adapter/`, else latest checkpoint) is found here too, so the picker's
+//! "use this adapter" key needs no I/O on the UI thread.
 use crate::protocol::workbench::RunSummary;
 use crate::protocol::{Event, RunEvent, RunStatus};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -73,6 +75,7 @@ pub fn summarise(dir: &Path, now: f64) -> RunSummary {
         kind: "?".into(),
         status: "waiting".into(),
         has_results: dir.join("results.json").is_file(),
+        adapter: crate::train::setup::resolve_adapter(&dir.display().to_string()).ok(),
         ..RunSummary::default()
     };
     let path = dir.join("events.jsonl");

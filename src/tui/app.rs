@@ -91,6 +91,7 @@ pub fn prepare(opts: &TuiOptions) -> anyhow::Result<Startup> {
     let mut state = AppState::new(keymap, theme, path, &text);
     state.device = config.model.device.clone();
     state.step.model_spec = (!opts.no_model).then(|| config.model.path.clone());
+    state.step.adapter = config.model.adapter.clone();
     if parsed.is_err() {
         state.mode = Mode::Config;
         state.log(

@@ -6,7 +6,9 @@
 //!
 //! Step mode's workers (sandbox pool, model) are started only when `update` asks,
 //! the first time step mode is shown: a workbench that only follows a run must not
-//! take CPU, memory or a GPU from the run it watches.
+//! take CPU, memory or a GPU from the run it watches. Choosing another adapter
+//! replaces the model worker: the old one's request channel is dropped (it exits
+//! after the generation in flight) and its replies, tagged with its id, are dropped.
 use crate::config::Config;
 use crate::runtime::follow::Follower;
 use crate::runtime::launcher::Job;
@@ -103,12 +105,39 @@ impl EffectRunner {
         self.env_tx = Some(env_tx);
         self.env_handle = Some(handle);
         if model {
-            let (model_tx, model_rx) = bounded(REQUEST_CAP);
-            model_worker::spawn(cfg, model_rx, self.worker_tx.clone())
-                .map_err(|e| format!("cannot start the model worker: {e}"))?;
-            self.model_tx = Some(model_tx);
+            self.spawn_model(cfg, 0)?;
         }
         Ok(())
+    }
+
+    /// Starts a model worker on `cfg` whose replies are tagged `worker`, in place of
+    /// the one running (if any).
+    fn spawn_model(&mut self, cfg: Config, worker: u64) -> Result<(), String> {
+        self.model_tx = None;
+        let (model_tx, model_rx) = bounded(REQUEST_CAP);
+        let tx = self.worker_tx.clone();
+        model_worker::spawn(cfg, model_rx, move |reply| {
+            tx.send(Msg::ModelOf { worker, reply }).is_ok()
+        })
+        .map_err(|e| format!("cannot start the model worker: {e}"))?;
+        self.model_tx = Some(model_tx);
+        Ok(())
+    }
+
+    /// Step mode's model loads `adapter` from now on; with `restart`, a new worker
+    /// tagged `restart` loads it now.
+    pub fn use_adapter(&mut self, adapter: &Path, restart: Option<u64>) -> Result<(), String> {
+        let Some(cfg) = self.step_config.as_mut() else {
+            return Err("step mode's model has no config to start with".into());
+        };
+        cfg.model.adapter = Some(adapter.display().to_string());
+        match restart {
+            Some(worker) => {
+                let cfg = cfg.clone();
+                self.spawn_model(cfg, worker)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Closes the request channels and waits up to `wait` for the environment worker to
@@ -144,6 +173,19 @@ impl EffectRunner {
             Effect::StartStepWorkers { model } => {
                 if let Err(e) = self.start_step_workers(model) {
                     state.log(Level::Error, e);
+                }
+                None
+            }
+            Effect::UseAdapter { adapter, restart } => {
+                if let Err(e) = self.use_adapter(&adapter, restart) {
+                    state.log(Level::Error, e);
+                }
+                None
+            }
+            Effect::ExportPlot(path) => {
+                match crate::tui::export::write_plot(state, &path) {
+                    Ok(()) => state.log(Level::Info, format!("plot written to {}", path.display())),
+                    Err(e) => state.log(Level::Error, e.to_string()),
                 }
                 None
             }

@@ -12,6 +12,7 @@ pub mod app;
 pub mod bench;
 pub mod effects;
 pub mod event_loop;
+pub mod export;
 pub mod keymap;
 pub mod msg;
 pub mod results_io;

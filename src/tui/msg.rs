@@ -19,7 +19,15 @@ pub enum Msg {
     },
     Follow(RunFollowMsg),
     Env(EnvReply),
+    /// A reply of the current model worker.
     Model(ModelReply),
+    /// A reply of model worker `worker` (the runtime tags every worker's replies):
+    /// dropped unless `worker` is step mode's current one, so a worker replaced by
+    /// one with another adapter cannot answer for it.
+    ModelOf {
+        worker: u64,
+        reply: ModelReply,
+    },
     Job(JobMsg),
     Data(DataMsg),
     /// The run picker's list, freshly read.
@@ -35,6 +43,12 @@ pub enum Effect {
     /// `model`, the model worker. Asked for once, the first time step mode is shown.
     StartStepWorkers {
         model: bool,
+    },
+    /// Step mode's model loads `adapter` from now on. With `restart: Some(worker)` the
+    /// running model worker is dropped and a new one, tagged `worker`, loads it at once.
+    UseAdapter {
+        adapter: PathBuf,
+        restart: Option<u64>,
     },
     Env(EnvRequest),
     Model(ProposeRequest),
@@ -63,6 +77,8 @@ pub enum Effect {
     LoadData(PathBuf),
     /// List `runs/*/` and these folders for the run picker (answered with `Msg::Runs`).
     ScanRuns(Vec<PathBuf>),
+    /// Write the plots pane's current chart (metric, x-axis, every followed run) to `path`.
+    ExportPlot(PathBuf),
 }
 
 impl From<RunFollowMsg> for Msg {

@@ -6,6 +6,7 @@ mod tui_support;
 
 mod tui_e2e;
 mod tui_e2e_compare;
+mod tui_export;
 mod tui_follow;
 mod tui_keymap;
 mod tui_snapshots;

@@ -270,6 +270,7 @@ fn run_picker_80x24() {
         solve_rate: (kind == "rl").then_some(0.4),
         modified_unix: 1_795_000_000.0,
         has_results: status == "completed",
+        adapter: None,
     };
     update(
         &mut s,

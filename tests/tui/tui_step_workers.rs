@@ -124,3 +124,60 @@ fn proposals_are_sampled_only_while_step_mode_shows_their_task() {
         "{fx:?}"
     );
 }
+
+/// Choosing a run's adapter replaces step mode's model worker: the new worker loads
+/// the tiny fixture with the adapter (and names both), tagged with its new id.
+#[test]
+fn a_chosen_adapter_restarts_the_model_worker_which_loads_it() {
+    use coe::model::loader::load_model;
+    use coe::model::lora::LoraConfig;
+    use coe::tui::effects::EffectRunner;
+    use std::time::Duration;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gguf/tiny_llama.gguf")
+        .display()
+        .to_string();
+    let lora = LoraConfig {
+        r: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        targets: vec!["all-linear".into()],
+    };
+    let run = tempfile::tempdir().unwrap();
+    let adapter = run.path().join("adapter");
+    let trained = load_model(&fixture, tch::Device::Cpu, tch::Kind::Float, Some(&lora)).unwrap();
+    coe::model::safetensors_io::save_adapter(&trained.model, &adapter, &fixture).unwrap();
+    // The picker's scanner finds it from the run's folder.
+    assert_eq!(
+        coe::train::setup::resolve_adapter(&run.path().display().to_string()).unwrap(),
+        adapter
+    );
+
+    let mut cfg = coe::config::Config::default();
+    cfg.model.path = fixture.clone();
+    cfg.model.device = "cpu".into();
+    cfg.model.threads = 1;
+    let mut rt = EffectRunner::new();
+    rt.step_config = Some(cfg);
+    rt.use_adapter(&adapter, Some(3)).unwrap();
+    assert_eq!(
+        rt.step_config.as_ref().unwrap().model.adapter.as_deref(),
+        Some(adapter.display().to_string().as_str())
+    );
+    let mut replies = Vec::new();
+    while let Ok(m) = rt.worker_rx.recv_timeout(Duration::from_secs(120)) {
+        let Msg::ModelOf { worker, reply } = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(worker, 3);
+        let done = !matches!(reply, ModelReply::Loading { .. });
+        replies.push(reply);
+        if done {
+            break;
+        }
+    }
+    let [ModelReply::Loading { .. }, ModelReply::Ready { name, .. }] = replies.as_slice() else {
+        panic!("{replies:?}")
+    };
+    assert_eq!(name, &format!("{fixture} + {}", adapter.display()));
+}

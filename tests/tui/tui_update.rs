@@ -519,3 +519,135 @@ fn the_run_scanner_reads_status_and_latest_metrics_from_events() {
     let later = scan(root.path(), &[], now + 3600.0);
     assert_eq!(later[1].status, "interrupted");
 }
+
+/// The status bar's text, as drawn.
+fn status_text(s: &coe::tui::state::AppState) -> String {
+    use ratatui::widgets::Widget;
+    let area = ratatui::layout::Rect::new(0, 0, 200, 1);
+    let mut buf = ratatui::buffer::Buffer::empty(area);
+    coe::tui::view::StatusBar::new(s).render(area, &mut buf);
+    buf.content().iter().map(|c| c.symbol()).collect()
+}
+
+#[test]
+fn choosing_a_runs_adapter_in_the_picker_restarts_the_model_worker_with_it() {
+    use coe::protocol::workbench::RunSummary;
+    use std::path::PathBuf;
+    let mut s = state();
+    s.mode = Mode::Monitor;
+    s.step.model_spec = Some("tiny".into());
+    let run = |name: &str, adapter: Option<&str>| RunSummary {
+        dir: format!("runs/{name}").into(),
+        name: name.into(),
+        kind: "sft".into(),
+        status: "completed".into(),
+        adapter: adapter.map(PathBuf::from),
+        ..RunSummary::default()
+    };
+    let runs = vec![
+        run("fresh", None),
+        run("coe-sft", Some("runs/coe-sft/adapter")),
+        run("coe-rl", Some("runs/coe-rl/checkpoints/step-00000020")),
+    ];
+    // Before step mode ever ran: the choice waits for its first start (no worker yet).
+    press(&mut s, &["o"]);
+    update(&mut s, Msg::Runs(runs.clone()));
+    let fx = press(&mut s, &["j", "a"]);
+    let [
+        Effect::UseAdapter {
+            adapter,
+            restart: None,
+        },
+    ] = fx.as_slice()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(adapter, &PathBuf::from("runs/coe-sft/adapter"));
+    assert_eq!(s.popup, None);
+    assert_eq!(s.step.adapter.as_deref(), Some("runs/coe-sft/adapter"));
+
+    // Step mode shown: its first model worker (id 0) loads, with that adapter.
+    let fx = press(&mut s, &["2"]);
+    assert!(matches!(
+        fx.first(),
+        Some(Effect::StartStepWorkers { model: true })
+    ));
+    assert!(status_text(&s).contains("model loading (tiny) · adapter runs/coe-sft/adapter"));
+    update(
+        &mut s,
+        Msg::ModelOf {
+            worker: 0,
+            reply: ModelReply::Ready {
+                name: "tiny + runs/coe-sft/adapter".into(),
+                device: "cpu".into(),
+                load_s: 0.1,
+            },
+        },
+    );
+    assert!(
+        status_text(&s).contains("model tiny · adapter runs/coe-sft/adapter"),
+        "{}",
+        status_text(&s)
+    );
+
+    // A run with no adapter: a warning, and the picker stays open.
+    press(&mut s, &["1", "o"]);
+    update(&mut s, Msg::Runs(runs));
+    assert!(press(&mut s, &["a"]).is_empty());
+    assert!(matches!(s.popup, Some(Popup::Runs { .. })));
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.text.contains("fresh: no adapter yet"))
+    );
+
+    // Another run's checkpoint: the running worker is replaced by worker 1.
+    let fx = press(&mut s, &["G", "a"]);
+    let [
+        Effect::UseAdapter {
+            adapter,
+            restart: Some(1),
+        },
+    ] = fx.as_slice()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        adapter,
+        &PathBuf::from("runs/coe-rl/checkpoints/step-00000020")
+    );
+    assert_eq!(s.step.model, ModelStatus::Loading("tiny".into()));
+    assert!(
+        s.log.iter().any(|l| {
+            l.text == "step mode will use adapter runs/coe-rl/checkpoints/step-00000020"
+        })
+    );
+    // The replaced worker's late replies are dropped; the new one's are taken.
+    let ready = |name: &str| ModelReply::Ready {
+        name: name.into(),
+        device: "cpu".into(),
+        load_s: 0.1,
+    };
+    update(
+        &mut s,
+        Msg::ModelOf {
+            worker: 0,
+            reply: ready("tiny + runs/coe-sft/adapter"),
+        },
+    );
+    assert_eq!(s.step.model, ModelStatus::Loading("tiny".into()));
+    update(
+        &mut s,
+        Msg::ModelOf {
+            worker: 1,
+            reply: ready("tiny + runs/coe-rl/checkpoints/step-00000020"),
+        },
+    );
+    assert!(matches!(s.step.model, ModelStatus::Ready { .. }));
+    press(&mut s, &["2"]);
+    assert!(
+        status_text(&s).contains("model tiny · adapter runs/coe-rl/checkpoints/step-00000020"),
+        "{}",
+        status_text(&s)
+    );
+}

@@ -78,6 +78,8 @@ pub enum Action {
     PrevRun,
     ToggleXAxis,
     PickRuns,
+    UseAdapter,
+    ExportPlot,
     ModeResults,
     PrevSample,
     NextSample,

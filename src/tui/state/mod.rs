@@ -150,6 +150,10 @@ pub struct StepState {
     pub model_spec: Option<String>,
     /// Whether step mode's workers were asked to start (once, on first showing step mode).
     pub workers_started: bool,
+    /// The LoRA adapter the model loads (`model.adapter`, or a run's chosen in the picker).
+    pub adapter: Option<String>,
+    /// The id of the current model worker; replies of a replaced one are dropped.
+    pub model_worker: u64,
     pub model: ModelStatus,
     /// Distinct proposals, best first, with how many samples gave each.
     pub proposals: Vec<(Proposal, usize)>,
@@ -178,6 +182,8 @@ impl Default for StepState {
             sandbox: None,
             model_spec: None,
             workers_started: false,
+            adapter: None,
+            model_worker: 0,
             model: ModelStatus::Off,
             proposals: Vec::new(),
             selected: 0,

@@ -80,6 +80,17 @@ impl PlotKind {
         }
     }
 
+    /// The metric's name in a file name (`solve-rate`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            PlotKind::Loss => "loss",
+            PlotKind::Reward => "reward",
+            PlotKind::SolveRate => "solve-rate",
+            PlotKind::Kl => "kl",
+            PlotKind::TokensPerS => "tokens-per-s",
+        }
+    }
+
     pub fn next(self) -> PlotKind {
         let i = PlotKind::ALL.iter().position(|&k| k == self).unwrap_or(0);
         PlotKind::ALL

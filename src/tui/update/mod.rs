@@ -30,6 +30,11 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         Msg::Follow(m) => monitor::handle_follow(state, m),
         Msg::Env(r) => step::handle_env(state, r, &mut fx),
         Msg::Model(r) => step::handle_model(state, r, &mut fx),
+        Msg::ModelOf { worker, reply } => {
+            if worker == state.step.model_worker {
+                step::handle_model(state, reply, &mut fx);
+            }
+        }
         Msg::Job(j) => config::handle_job(state, j),
         Msg::Data(d) => data::handle_data(state, d),
         Msg::ConfigSaved(r) => config::handle_saved(state, r),
@@ -163,6 +168,10 @@ fn handle_popup(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
     let moved = match action {
         Action::Close | Action::Quit | Action::Help => {
             state.popup = None;
+            return;
+        }
+        Action::UseAdapter if matches!(popup, Popup::Runs { .. }) => {
+            monitor::use_picked_adapter(state, pos, fx);
             return;
         }
         Action::Select if matches!(popup, Popup::Runs { .. }) => {

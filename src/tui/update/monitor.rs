@@ -7,7 +7,7 @@
 //! not shown only feed their plot lines and counters.
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, FollowMsg, RunFollowMsg};
-use crate::tui::state::followed::{FollowedRun, MAX_RUNS};
+use crate::tui::state::followed::{FollowedRun, MAX_RUNS, XAxis};
 use crate::tui::state::run_view::{EpisodeView, PlotKind, RunState};
 use crate::tui::state::{AppState, Level, Popup};
 use std::path::PathBuf;
@@ -152,6 +152,41 @@ pub fn toggle_picked(state: &mut AppState, selected: usize, fx: &mut Vec<Effect>
     }
 }
 
+/// The picker's `a`: step mode's model uses the chosen run's adapter (the picker
+/// closes); a run without one says so and the picker stays open.
+pub fn use_picked_adapter(state: &mut AppState, selected: usize, fx: &mut Vec<Effect>) {
+    let Some(r) = state.monitor.picker.get(selected) else {
+        return;
+    };
+    match r.adapter.clone() {
+        Some(dir) => {
+            state.popup = None;
+            super::step::use_adapter(state, dir, fx);
+        }
+        None => {
+            let text = format!(
+                "{}: no adapter yet (neither adapter/ nor a checkpoint in {})",
+                r.name,
+                r.dir.display()
+            );
+            state.log(Level::Warn, text);
+        }
+    }
+}
+
+/// Where `P` writes the plot: next to the first followed run, named after the
+/// metric and the x-axis (`plot-loss-step.svg`).
+pub fn export_path(state: &AppState) -> Option<PathBuf> {
+    let m = &state.monitor;
+    let dir = m.runs.first()?.dir.clone();
+    let metric = m.plot.unwrap_or(PlotKind::Loss).slug();
+    let x = match m.x_axis {
+        XAxis::Step => "step",
+        XAxis::Tokens => "tokens",
+    };
+    Some(dir.join(format!("plot-{metric}-{x}.svg")))
+}
+
 /// The run shown's state, if any run is followed.
 pub fn current_run(state: &AppState) -> Option<&RunState> {
     state.monitor.current_run().map(|r| &r.run)
@@ -294,6 +329,10 @@ pub fn handle_action(state: &mut AppState, action: Action, fx: &mut Vec<Effect>)
             fx.push(scan_runs(state));
         }
         Action::ToggleXAxis => state.monitor.x_axis = state.monitor.x_axis.toggled(),
+        Action::ExportPlot => match export_path(state) {
+            Some(path) => fx.push(Effect::ExportPlot(path)),
+            None => state.log(Level::Info, "no run followed: nothing to export"),
+        },
         _ => {}
     }
 }

@@ -36,6 +36,33 @@ pub fn on_enter(state: &mut AppState, fx: &mut Vec<Effect>) {
     }
 }
 
+/// Step mode's model uses `adapter` from now on: the model worker, if running,
+/// is replaced by one that loads it (the old one's replies are dropped by id).
+pub fn use_adapter(state: &mut AppState, adapter: std::path::PathBuf, fx: &mut Vec<Effect>) {
+    let s = &mut state.step;
+    s.adapter = Some(adapter.display().to_string());
+    let restart = match (&s.model_spec, s.workers_started) {
+        (Some(spec), true) => {
+            s.model_worker += 1;
+            s.model = ModelStatus::Loading(spec.clone());
+            s.proposing = false;
+            s.proposals.clear();
+            s.selected = 0;
+            Some(s.model_worker)
+        }
+        _ => None,
+    };
+    let off = s.model_spec.is_none();
+    state.log(
+        Level::Info,
+        format!("step mode will use adapter {}", adapter.display()),
+    );
+    if off {
+        state.log(Level::Warn, "the model is off (--no-model): no proposals");
+    }
+    fx.push(Effect::UseAdapter { adapter, restart });
+}
+
 /// Step mode is hidden: nobody is looking at proposals, so stop asking for them.
 pub fn on_leave(state: &mut AppState, fx: &mut Vec<Effect>) {
     if state.step.proposing {

@@ -20,7 +20,7 @@ pub use code::CodePane;
 pub use commands::CommandsPane;
 pub use frame::{centered, pane_block};
 pub use log::LogPane;
-pub use plots::PlotPane;
+pub use plots::{PlotLine, PlotPane, bounds as plot_bounds, plot_lines};
 pub use status::StatusBar;
 pub use test_pane::{TestRow, TestsPane};
 

@@ -1,6 +1,7 @@
 //! The run picker popup (monitor mode, `o`): `runs/*/` and the followed
 //! folders, one row each — followed mark, name, kind, status, step, the latest
-//! loss / reward / solve rate and how long ago the run last wrote.
+//! loss / reward / solve rate and how long ago the run last wrote; `R` marks a
+//! run with results, `A` one with an adapter step mode can use (`a`).
 use super::popups::render_list;
 use super::status::fmt_elapsed;
 use crate::tui::state::AppState;
@@ -38,12 +39,13 @@ pub fn render_runs(frame: &mut Frame, area: Rect, state: &AppState, selected: us
             "–".into()
         };
         let results = if r.has_results { " R" } else { "" };
+        let adapter = if r.adapter.is_some() { " A" } else { "" };
         ListItem::new(Line::from(vec![
             mark,
             Span::raw(format!("{:<16.16} {:<4} ", r.name, r.kind)),
             Span::styled(format!("{:<11}", r.status), status_style),
             Span::raw(format!(
-                "{:>5} {:>6} {:>6} {:>5} {age}{results}",
+                "{:>5} {:>6} {:>6} {:>5} {age}{results}{adapter}",
                 r.step,
                 num(r.loss),
                 num(r.reward),
@@ -57,7 +59,7 @@ pub fn render_runs(frame: &mut Frame, area: Rect, state: &AppState, selected: us
             t.muted(),
         )));
     }
-    let title = "runs · enter follows / stops following · ● followed · esc closes";
+    let title = "runs · enter follows / unfollows · a: its adapter in step mode";
     // Row 0 is the header: the selection sits one below its index in the list.
     render_list(frame, area, state, title.into(), items, selected + 1);
 }

@@ -67,11 +67,19 @@ fn run_fields(state: &AppState) -> Vec<String> {
 
 fn step_fields(state: &AppState) -> Vec<String> {
     let s = &state.step;
-    let model = match &s.model {
-        ModelStatus::Off => "model off".to_string(),
-        ModelStatus::Loading(spec) => format!("model loading ({spec})"),
-        ModelStatus::Ready { name, .. } => format!("model {name}"),
-        ModelStatus::Unavailable(_) => "model unavailable".to_string(),
+    let (model, adapter) = match &s.model {
+        ModelStatus::Off => ("model off".to_string(), s.adapter.as_deref()),
+        ModelStatus::Loading(spec) => (format!("model loading ({spec})"), s.adapter.as_deref()),
+        // The worker names what it loaded `path + adapter`: show the two apart.
+        ModelStatus::Ready { name, .. } => match name.split_once(" + ") {
+            Some((path, adapter)) => (format!("model {path}"), Some(adapter)),
+            None => (format!("model {name}"), None),
+        },
+        ModelStatus::Unavailable(_) => ("model unavailable".to_string(), s.adapter.as_deref()),
+    };
+    let model = match adapter {
+        Some(a) => format!("{model} · adapter {a}"),
+        None => model,
     };
     let mut out = vec![
         model,
