@@ -126,7 +126,7 @@ fn run(cfg: &Config, rx: &Receiver<ModelRequest>, send: &dyn Fn(ModelReply) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::spawn;
+    use super::spawn_to;
     use crate::config::{Config, RemoteSection};
     use crate::model::loader::load_for_inference;
     use crate::protocol::workbench::{ModelReply, ModelRequest, ProposeRequest};
