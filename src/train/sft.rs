@@ -29,10 +29,11 @@ use crate::protocol::{JobKind, Metric, RunEvent};
 const PURPOSE_ORDER: u64 = 1;
 const PURPOSE_DROPOUT: u64 = 2;
 
-/// Steps' worth of examples sorted by length together: enough that a step's neighbours in a
-/// sorted window have similar lengths (little padding), few enough that the order stays
-/// random at the scale of an epoch.
-const WINDOW_STEPS: usize = 16;
+/// Steps' worth of examples sorted by length together. One step: the examples of a step are
+/// those of a plain shuffle, and only their micro-batches are grouped by length. Windows of
+/// 16 steps cut padding further but put near-identical examples in each step, and the smoke
+/// run then reached a held-out solve rate of 0.28 instead of 0.83 (`tests/model/learns.rs`).
+const WINDOW_STEPS: usize = 1;
 
 /// Which example each draw of the run takes: a fresh seeded permutation per epoch, cut into
 /// windows of `WINDOW_STEPS` optimizer steps whose examples are sorted longest first, so
@@ -343,18 +344,16 @@ mod tests {
         assert_eq!(epoch(&mut b, 2), epochs[2], "the same seed, the same order");
         let mut c = DataOrder::new(lens.clone(), per_step, 4);
         assert_ne!(epoch(&mut c, 0), epochs[0], "another seed, another order");
-        // Grouping cuts the padding of steps against the plain shuffle.
-        let padding = |order: &[usize]| -> usize {
-            order
-                .chunks(per_step)
-                .map(|s| {
-                    let l: Vec<usize> = s.iter().map(|&i| lens[i]).collect();
-                    l.iter().max().unwrap() * l.len() - l.iter().sum::<usize>()
-                })
-                .sum()
-        };
+        // A step holds the examples of the plain shuffle's step; only their order inside it
+        // (longest first, for the micro-batches) differs.
         let mut plain = DataOrder::new(lens.clone(), per_step, 3);
         plain.window = 1;
-        assert!(padding(&epochs[0]) * 4 < padding(&epoch(&mut plain, 0)));
+        let shuffled = epoch(&mut plain, 0);
+        for (x, y) in epochs[0].chunks(per_step).zip(shuffled.chunks(per_step)) {
+            let (mut x, mut y) = (x.to_vec(), y.to_vec());
+            x.sort();
+            y.sort();
+            assert_eq!(x, y);
+        }
     }
 }
