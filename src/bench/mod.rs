@@ -98,3 +98,30 @@ pub fn emit(value: &serde_json::Value, out: Option<&Path>) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// The tasks a rollout-style benchmark runs: `--tasks F` or `rl.tasks`, cycled to `--tasks-n`,
+/// and the group size (`--group`, else `rl.group_size`). `what` names the benchmark in errors.
+pub(crate) fn rollout_tasks(
+    cfg: &Config,
+    opts: &BenchOptions,
+    what: &str,
+) -> anyhow::Result<(PathBuf, Vec<crate::task::Task>, usize)> {
+    let tasks_path = match (&opts.tasks, &cfg.rl.tasks) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p.into(),
+        (None, None) => anyhow::bail!(
+            "bench {what} needs tasks: pass --tasks F (a task JSONL from `coe data gen`) or set rl.tasks"
+        ),
+    };
+    let all = crate::data::loaders::load_tasks(&tasks_path)?;
+    anyhow::ensure!(
+        !all.is_empty(),
+        "{}: the file holds no tasks",
+        tasks_path.display()
+    );
+    anyhow::ensure!(opts.tasks_n > 0, "--tasks-n must be at least 1");
+    let tasks = all.iter().cycle().take(opts.tasks_n).cloned().collect();
+    let group = opts.group.unwrap_or(cfg.rl.group_size);
+    anyhow::ensure!(group > 0, "--group must be at least 1");
+    Ok((tasks_path, tasks, group))
+}

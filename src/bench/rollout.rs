@@ -23,7 +23,6 @@ use super::BenchOptions;
 use super::decode::cuda_name;
 use super::python::{TimedOut, baseline_model, run_script, torch_device, torch_dtype};
 use crate::config::Config;
-use crate::data::loaders::load_tasks;
 use crate::eval::progress::RoundProgress;
 use crate::eval::rollout::{
     EpisodeResult, RolloutOptions, Watch, run_episodes, run_episodes_watched,
@@ -39,23 +38,7 @@ use crate::util::progress::ProgressLine;
 
 /// Runs the benchmark; returns the JSON report.
 pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
-    let tasks_path = match (&opts.tasks, &cfg.rl.tasks) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => p.into(),
-        (None, None) => anyhow::bail!(
-            "bench rollout needs tasks: pass --tasks F (a task JSONL from `coe data gen`) or set rl.tasks"
-        ),
-    };
-    let all = load_tasks(&tasks_path)?;
-    anyhow::ensure!(
-        !all.is_empty(),
-        "{}: the file holds no tasks",
-        tasks_path.display()
-    );
-    anyhow::ensure!(opts.tasks_n > 0, "--tasks-n must be at least 1");
-    let tasks: Vec<Task> = all.iter().cycle().take(opts.tasks_n).cloned().collect();
-    let group = opts.group.unwrap_or(cfg.rl.group_size);
-    anyhow::ensure!(group > 0, "--group must be at least 1");
+    let (tasks_path, tasks, group) = super::rollout_tasks(cfg, opts, "rollout")?;
     let adapter = cfg
         .model
         .adapter

@@ -30,7 +30,6 @@ use super::python::scratch_dir;
 use super::rollout::{line, signature, summary};
 use super::serve_child::ServeChild;
 use crate::config::{Config, RemoteSection};
-use crate::data::loaders::load_tasks;
 use crate::env::episode::Episode;
 use crate::eval::progress::RoundProgress;
 use crate::eval::rollout::{
@@ -65,23 +64,7 @@ pub const BATCH_WINDOW_MS: u64 = 50;
 pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     let clients = opts.batches.first().copied().unwrap_or(DEFAULT_CLIENTS);
     anyhow::ensure!(clients > 0, "--batch must be at least 1");
-    let tasks_path = match (&opts.tasks, &cfg.rl.tasks) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => p.into(),
-        (None, None) => anyhow::bail!(
-            "bench serve needs tasks: pass --tasks F (a task JSONL from `coe data gen`) or set rl.tasks"
-        ),
-    };
-    let all = load_tasks(&tasks_path)?;
-    anyhow::ensure!(
-        !all.is_empty(),
-        "{}: the file holds no tasks",
-        tasks_path.display()
-    );
-    anyhow::ensure!(opts.tasks_n > 0, "--tasks-n must be at least 1");
-    let tasks: Vec<Task> = all.iter().cycle().take(opts.tasks_n).cloned().collect();
-    let group = opts.group.unwrap_or(cfg.rl.group_size);
-    anyhow::ensure!(group > 0, "--group must be at least 1");
+    let (tasks_path, tasks, group) = super::rollout_tasks(cfg, opts, "serve")?;
     let adapter = cfg
         .model
         .adapter

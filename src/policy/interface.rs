@@ -59,3 +59,14 @@ pub trait Policy {
         None
     }
 }
+
+/// [`Policy::propose`] for a policy whose natural form is [`Policy::propose_each`]: the
+/// proposals handed over, put back in query order.
+pub fn propose_via_each<P: Policy + ?Sized>(
+    policy: &mut P,
+    queries: &[Query<'_>],
+) -> Result<Vec<Proposal>, PolicyError> {
+    let mut out: Vec<Option<Proposal>> = vec![None; queries.len()];
+    policy.propose_each(queries, &mut |i, p| out[i] = Some(p))?;
+    Ok(out.into_iter().flatten().collect())
+}

@@ -32,7 +32,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::conversation::{PromptIds, prompt_ids};
-use super::interface::{Policy, PolicyError, Query};
+use super::interface::{Policy, PolicyError, Query, propose_via_each};
 use crate::model::generate::{
     FinishReason, GenParams, GenerateError, Generated, generate_each_cached, prefix_kv,
 };
@@ -518,9 +518,7 @@ impl Policy for ModelPolicy {
     }
 
     fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
-        let mut out: Vec<Option<Proposal>> = vec![None; queries.len()];
-        self.propose_each(queries, &mut |i, p| out[i] = Some(p))?;
-        Ok(out.into_iter().flatten().collect())
+        propose_via_each(self, queries)
     }
 
     fn propose_each(

@@ -24,7 +24,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::conversation::{PromptIds, prompt_ids};
-use super::interface::{Policy, PolicyError, Query};
+use super::interface::{Policy, PolicyError, Query, propose_via_each};
 use super::model::{ModelPolicyConfig, reply};
 use super::remote_http::{Ask, CallError, Sampled, agent, parse, post, request};
 use crate::config::RemoteSection;
@@ -289,9 +289,7 @@ impl Policy for RemotePolicy {
     }
 
     fn propose(&mut self, queries: &[Query<'_>]) -> Result<Vec<Proposal>, PolicyError> {
-        let mut out: Vec<Option<Proposal>> = vec![None; queries.len()];
-        self.propose_each(queries, &mut |i, p| out[i] = Some(p))?;
-        Ok(out.into_iter().flatten().collect())
+        propose_via_each(self, queries)
     }
 
     fn propose_each(
