@@ -21,8 +21,8 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use crate::model::generate::RowSeeds;
 use anyhow::Context as _;
-use rand::RngCore;
 use serde_json::{Value, json};
 
 use super::BenchOptions;
@@ -333,7 +333,7 @@ fn decode_local(
     let per_batch = (max_batch_tokens / width.max(1)).max(1);
     for (c, chunk) in rows.chunks(per_batch).enumerate() {
         let first = c * per_batch;
-        let mut rng = Seeds(seeds[first..first + chunk.len()].iter());
+        let mut rng = RowSeeds(seeds[first..first + chunk.len()].iter());
         let prefixes = vec![None; chunk.len()];
         generate_each_cached(
             model,
@@ -348,24 +348,6 @@ fn decode_local(
         )?;
     }
     Ok(out)
-}
-
-/// Hands `generate_each_cached` the given per-row seeds, as the server does.
-struct Seeds<'a>(std::slice::Iter<'a, u64>);
-
-impl RngCore for Seeds<'_> {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0.next().copied().unwrap_or(0)
-    }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        for chunk in dst.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
 }
 
 fn median(xs: &[f64]) -> f64 {

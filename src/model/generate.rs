@@ -98,6 +98,26 @@ pub enum GenerateError {
     Sampling(#[from] SamplingError),
 }
 
+/// A generator that hands [`generate_each_cached`] the given per-row seeds: it seeds row i's
+/// stream with its i-th `next_u64`, in prompt order, so a caller that fixes each row's seed
+/// (a server honouring a request's `seed`) gets that row's stream whatever its batch mates.
+pub struct RowSeeds<'a>(pub std::slice::Iter<'a, u64>);
+
+impl RngCore for RowSeeds<'_> {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next().copied().unwrap_or(0)
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for chunk in dst.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
 /// One live row of the decode batch.
 struct Row {
     index: usize, // into `prompts`

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::model::generate::RowSeeds;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -116,25 +117,6 @@ pub struct Engine {
     active: Option<String>,
     vocab_text: Arc<Vec<String>>,
     cache: PrefixCache,
-}
-
-/// A row that feeds `generate_each_cached` the given seeds as its per-row draws: the
-/// generator seeds row i's stream with its i-th `next_u64`, in prompt order.
-struct SeedList<'a>(std::slice::Iter<'a, u64>);
-
-impl RngCore for SeedList<'_> {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0.next().copied().unwrap_or(0)
-    }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        for chunk in dst.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
 }
 
 impl Engine {
@@ -392,7 +374,7 @@ fn decode_rows(
         let taken: Vec<Option<SeqKv>> = chunk.iter().map(|p| cache.take(model_name, p)).collect();
         let prefixes: Vec<Option<&SeqKv>> = taken.iter().map(Option::as_ref).collect();
         let mut kept: HashMap<usize, SeqKv> = HashMap::new();
-        let mut rng = SeedList(seeds[start..end].iter());
+        let mut rng = RowSeeds(seeds[start..end].iter());
         generate_each_cached(
             model,
             chunk,
