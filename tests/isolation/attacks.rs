@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::attacks_support::host::{AttackHost, SECRET_ENV_VALUE};
-use crate::attacks_support::procs::{descendants, processes_with_uid_in, sysv_objects_of};
+use crate::support::procs::{descendants, processes_with_uid_in, sysv_objects_of};
 use coe::protocol::run::{Limits, RunOutcome, RunRequest, TestOutcome};
 use coe::sandbox::{Isolation, SandboxConfig, SandboxPool};
 use serde::Deserialize;

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::attacks_support::procs::{children_of, descendants};
+use crate::support::procs::{children_of, descendants};
 use coe::config::Config;
 use coe::env::episode::Runner;
 use coe::eval::results::{EvalSpec, Provenance, summarise};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use coe::protocol::run::{Limits, RunRequest, TestOutcome};
 use coe::sandbox::{SandboxConfig, SandboxPool};
 
-use crate::attacks_support::procs;
+use crate::support::procs;
 use procs::{children_of, descendants};
 
 fn config(workers: usize, uid_base: u32) -> SandboxConfig {

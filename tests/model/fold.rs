@@ -13,37 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 fn adapted_model() -> Llama {
-    let path = crate::common::tiny_gguf();
-    let lora = LoraConfig {
-        r: 4,
-        alpha: 8.0,
-        dropout: 0.0,
-        targets: vec!["all-linear".into()],
-    };
-    let loaded = load_model(
-        path.to_str().unwrap(),
-        Device::Cpu,
-        Kind::Float,
-        Some(&lora),
-    )
-    .unwrap();
-    randomise_adapters(&loaded.model, 3, 0.03);
-    loaded.model
-}
-
-/// Adapter weights uniform in ±`scale` from a seeded stream of this test's own (the global
-/// torch generator is shared with tests running beside it).
-fn randomise_adapters(m: &Llama, seed: u64, scale: f64) {
-    use rand::Rng;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let _guard = tch::no_grad_guard();
-    for (_, p) in m.lora_parameters() {
-        let v: Vec<f32> = (0..p.numel())
-            .map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 * scale as f32)
-            .collect();
-        p.shallow_clone()
-            .copy_(&Tensor::from_slice(&v).view(p.size().as_slice()));
-    }
+    crate::common::tiny_with_adapters(3, 0.03).model
 }
 
 fn snapshot(m: &Llama) -> Vec<(String, Tensor)> {
@@ -130,7 +100,7 @@ fn the_default_model_folded_gives_logits_within_1e_4() {
     let mut m = load_model("default", Device::Cpu, Kind::Float, Some(&lora))
         .unwrap()
         .model;
-    randomise_adapters(&m, 5, 0.01);
+    crate::common::randomise_adapters(&m, 5, 0.01);
     let before = snapshot(&m);
     let prompt: Vec<i64> = (1..64).map(|i| (i * 131) % 40_000 + 17).collect();
     let prompts = vec![prompt.iter().map(|&i| i as u32).collect::<Vec<u32>>()];

@@ -79,19 +79,7 @@ fn sft_learns_a_narrow_bug_family_and_rl_raises_the_reward() {
         .args(["model", "tiny", "--out", "models/tiny"])
         .assert()
         .success();
-    coe(d)
-        .args([
-            "data",
-            "gen",
-            "--out",
-            "runs/smoke-data",
-            "--operators",
-            "swap_arithmetic",
-        ])
-        .args(["--max-ops", "1", "--per-problem", "2", "--problems"])
-        .arg(Path::new(ROOT).join("datasets/smoke/problems.jsonl"))
-        .assert()
-        .success();
+    crate::support::smoke::smoke_data(d, "runs/smoke-data", "2");
     // Before training: the random model solves (almost) nothing.
     let before = eval(d, None, "1", "0", "before.json")["pass_at"]["1"]
         .as_f64()

@@ -31,21 +31,7 @@ fn train(dir: &Path, kind: &str, cfg: &Path, extra: &[&str]) -> assert_cmd::asse
 /// steps.
 fn setup(dir: &Path, name: &str, kind: &str, steps: usize) -> PathBuf {
     if !dir.join("data/train.demos.jsonl").exists() {
-        coe(dir)
-            .args([
-                "data",
-                "gen",
-                "--out",
-                "data",
-                "--operators",
-                "swap_arithmetic",
-                "--max-ops",
-                "1",
-            ])
-            .args(["--per-problem", "1", "--problems"])
-            .arg(Path::new(ROOT).join("datasets/smoke/problems.jsonl"))
-            .assert()
-            .success();
+        crate::support::smoke::smoke_data(dir, "data", "1");
     }
     // The tiny fixture model, or a `coe model tiny` model when the test made one (it learns
     // the command format within a few dozen steps; the fixture does not).

@@ -95,27 +95,6 @@ fn assert_pool_healthy(pool: &SandboxPool) {
     );
 }
 
-/// Processes on the host running as one of the pool's task uids.
-fn processes_with_uid_in(range: std::ops::Range<u32>) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let uid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().next());
-        if uid
-            .and_then(|u| u.parse().ok())
-            .is_some_and(|u| range.contains(&u))
-        {
-            found.push(status.lines().next().unwrap_or("").to_string());
-        }
-    }
-    found
-}
-
 #[test]
 fn pool_is_shareable_across_threads() {
     fn send_sync<T: Send + Sync>() {}
@@ -326,7 +305,10 @@ fn fork_bomb_is_contained_and_cleaned_up() {
     assert_eq!(t[1], TestOutcome::Passed);
     assert_pool_healthy(&pool);
     drop(pool);
-    assert_eq!(processes_with_uid_in(uid..uid + 1), Vec::<String>::new());
+    assert_eq!(
+        crate::support::procs::processes_with_uid_in(uid..uid + 1),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -569,7 +551,10 @@ fn without_namespaces_uid_drop_and_cleanup_still_hold() {
     assert_eq!(t[..2], [TestOutcome::Passed, TestOutcome::Passed], "{t:?}");
     assert_pool_healthy(&pool);
     drop(pool);
-    assert_eq!(processes_with_uid_in(uid..uid + 1), Vec::<String>::new());
+    assert_eq!(
+        crate::support::procs::processes_with_uid_in(uid..uid + 1),
+        Vec::<String>::new()
+    );
     // Without a private /tmp the run directory lives in the host's; it goes with the pool.
     assert_eq!(
         fallback_dirs(),

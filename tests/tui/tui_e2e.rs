@@ -136,21 +136,7 @@ fn killing_the_workbench_while_it_follows_a_run_leaves_the_run_unaffected() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = Command::new(bin)
-        .current_dir(d)
-        .args([
-            "data",
-            "gen",
-            "--out",
-            "data",
-            "--operators",
-            "swap_arithmetic",
-        ])
-        .args(["--max-ops", "1", "--per-problem", "1", "--problems"])
-        .arg(format!("{root}/datasets/smoke/problems.jsonl"))
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    crate::support::smoke::smoke_data(d, "data", "1");
     let cfg = d.join("follow.ron");
     std::fs::write(
         &cfg,
@@ -218,43 +204,6 @@ fn thread_names(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every live descendant of `pid`: (pid, command line), from /proc's parent links.
-fn descendants(pid: u32) -> Vec<(u32, String)> {
-    let mut parent = std::collections::HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // The command name sits in parentheses and may hold spaces; the ppid follows it.
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|x| x.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parent.insert(p, ppid);
-        }
-    }
-    let mut found = Vec::new();
-    for &p in parent.keys() {
-        let mut cur = p;
-        for _ in 0..64 {
-            match parent.get(&cur) {
-                Some(&pp) if pp == pid => {
-                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                    found.push((p, String::from_utf8_lossy(&cmd).replace('\0', " ")));
-                    break;
-                }
-                Some(&pp) => cur = pp,
-                None => break,
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn following_a_run_loads_no_model_and_starts_no_sandbox_until_step_mode_is_opened() {
     if !crate::support::prereq::require("tmux", crate::support::prereq::have_tmux()) {
@@ -314,7 +263,7 @@ fn following_a_run_loads_no_model_and_starts_no_sandbox_until_step_mode_is_opene
             !threads.iter().any(|t| t == "coe-model" || t == "coe-env"),
             "a step-mode worker runs while only following: {threads:?}"
         );
-        let children = descendants(pid);
+        let children = crate::support::procs::descendants_of(pid);
         assert!(
             children.is_empty(),
             "the workbench started processes while only following: {children:?}"
@@ -338,7 +287,7 @@ fn following_a_run_loads_no_model_and_starts_no_sandbox_until_step_mode_is_opene
         threads.iter().any(|t| t == "coe-model") && threads.iter().any(|t| t == "coe-env"),
         "{threads:?}"
     );
-    let children = descendants(pid);
+    let children = crate::support::procs::descendants_of(pid);
     assert!(
         children.iter().any(|(_, c)| c.contains("python")),
         "no sandbox worker after opening step mode: {children:?}"

@@ -31,21 +31,7 @@ fn two_live_runs_are_followed_with_both_names_in_the_legend() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = Command::new(bin)
-        .current_dir(d)
-        .args([
-            "data",
-            "gen",
-            "--out",
-            "data",
-            "--operators",
-            "swap_arithmetic",
-        ])
-        .args(["--max-ops", "1", "--per-problem", "1", "--problems"])
-        .arg(format!("{root}/datasets/smoke/problems.jsonl"))
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    crate::support::smoke::smoke_data(d, "data", "1");
     let mut jobs: Vec<std::process::Child> = ["two-a", "two-b"]
         .iter()
         .map(|name| {

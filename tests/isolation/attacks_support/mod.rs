@@ -1,9 +1,8 @@
-//! Shared by the attack and fault test binaries: the host-side targets of the attacks
-//! and the process and IPC tables the checks read.
+//! Shared by the isolation binary's tests: the host-side targets of the attacks and the
+//! lock that keeps one pool alive at a time (the process tables are in `support::procs`).
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod host;
-pub mod procs;
 
 /// Held by every test of this binary: each one checks that no other pool is alive.
 pub static ONE_POOL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -1,5 +1,5 @@
 //! The host's process table and SysV IPC tables, read from /proc, for the checks
-//! that nothing of a run outlives it.
+//! that nothing of a run outlives it (sandbox, isolation and workbench tests).
 use std::collections::HashMap;
 
 /// pid -> (parent pid, start of the command line) for every process on the host.
@@ -32,7 +32,11 @@ pub fn process_table() -> HashMap<u32, (u32, String)> {
 
 /// Every live process whose chain of parents leads to this test process.
 pub fn descendants() -> Vec<(u32, String)> {
-    let me = std::process::id();
+    descendants_of(std::process::id())
+}
+
+/// Every live process whose chain of parents leads to `me`: (pid, start of its command line).
+pub fn descendants_of(me: u32) -> Vec<(u32, String)> {
     let table = process_table();
     let mut found = Vec::new();
     for (&pid, (_, cmd)) in &table {
@@ -52,7 +56,6 @@ pub fn descendants() -> Vec<(u32, String)> {
 }
 
 /// The direct children of `parent`.
-#[allow(dead_code)] // used by some of the test binaries that include this module
 pub fn children_of(parent: u32) -> Vec<u32> {
     process_table()
         .into_iter()
