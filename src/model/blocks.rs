@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::model::config::LlamaConfig;
 use crate::model::error::ModelError;
+use crate::model::fused::FusedLinear;
 use crate::model::kv_cache::KvCache;
 use crate::model::lora::{Linear, LoraConfig, Mode};
 use crate::model::rope::RopeTables;
@@ -127,9 +128,8 @@ impl AttnMask {
 
 #[derive(Debug)]
 pub struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q_proj, k_proj and v_proj.
+    qkv: FusedLinear<3>,
     o_proj: Linear,
     heads: i64,
     kv_heads: i64,
@@ -145,13 +145,14 @@ impl Attention {
     ) -> Self {
         let (d, hd) = (cfg.hidden_size, cfg.head_dim());
         let (h, kvh) = (cfg.num_attention_heads, cfg.kv_heads());
-        let mut lin =
-            |name: &str, i: usize, o: usize| Linear::new(&(p / name), i, o, lora.get(name), reg);
+        let parts = [
+            ("q_proj", h * hd),
+            ("k_proj", kvh * hd),
+            ("v_proj", kvh * hd),
+        ];
         Attention {
-            q_proj: lin("q_proj", d, h * hd),
-            k_proj: lin("k_proj", d, kvh * hd),
-            v_proj: lin("v_proj", d, kvh * hd),
-            o_proj: lin("o_proj", h * hd, d),
+            qkv: FusedLinear::new(p, d, parts, |n| lora.get(n), reg),
+            o_proj: Linear::new(&(p / "o_proj"), h * hd, d, lora.get("o_proj"), reg),
             heads: h as i64,
             kv_heads: kvh as i64,
             head_dim: hd as i64,
@@ -170,21 +171,10 @@ impl Attention {
         let (b, t, _) = x.size3()?;
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         // [B, T, heads * hd] -> [B, T, heads, hd] -> [B, heads, T, hd]
-        let q = self
-            .q_proj
-            .forward(x, mode)
-            .view([b, t, h, hd])
-            .transpose(1, 2);
-        let k = self
-            .k_proj
-            .forward(x, mode)
-            .view([b, t, kvh, hd])
-            .transpose(1, 2);
-        let v = self
-            .v_proj
-            .forward(x, mode)
-            .view([b, t, kvh, hd])
-            .transpose(1, 2);
+        let [q, k, v] = self.qkv.forward(x, mode);
+        let q = q.view([b, t, h, hd]).transpose(1, 2);
+        let k = k.view([b, t, kvh, hd]).transpose(1, 2);
+        let v = v.view([b, t, kvh, hd]).transpose(1, 2);
         let (q, k) = (rope.apply(&q), rope.apply(&k));
         let (k, v) = match cache {
             Some((c, layer)) => c.store(layer, mask.start, &k, &v)?, // [B, kvh, Tk, hd]
@@ -242,8 +232,8 @@ fn grouped_attention(
 
 #[derive(Debug)]
 pub struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// gate_proj and up_proj.
+    gate_up: FusedLinear<2>,
     down_proj: Linear,
 }
 
@@ -255,17 +245,16 @@ impl Mlp {
         reg: &mut ParamRegistry,
     ) -> Self {
         let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let mut lin =
-            |name: &str, a: usize, b: usize| Linear::new(&(p / name), a, b, lora.get(name), reg);
+        let parts = [("gate_proj", i), ("up_proj", i)];
         Mlp {
-            gate_proj: lin("gate_proj", d, i),
-            up_proj: lin("up_proj", d, i),
-            down_proj: lin("down_proj", i, d),
+            gate_up: FusedLinear::new(p, d, parts, |n| lora.get(n), reg),
+            down_proj: Linear::new(&(p / "down_proj"), i, d, lora.get("down_proj"), reg),
         }
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
-        let gated = self.gate_proj.forward(x, mode).silu() * self.up_proj.forward(x, mode);
+        let [gate, up] = self.gate_up.forward(x, mode);
+        let gated = gate.silu() * up;
         self.down_proj.forward(&gated, mode)
     }
 }
@@ -325,15 +314,9 @@ impl DecoderLayer {
 
     pub(crate) fn linears(&self) -> [&Linear; 7] {
         let (a, m) = (&self.self_attn, &self.mlp);
-        [
-            &a.q_proj,
-            &a.k_proj,
-            &a.v_proj,
-            &a.o_proj,
-            &m.gate_proj,
-            &m.up_proj,
-            &m.down_proj,
-        ]
+        let [q, k, v] = a.qkv.members();
+        let [gate, up] = m.gate_up.members();
+        [q, k, v, &a.o_proj, gate, up, &m.down_proj]
     }
 }
 

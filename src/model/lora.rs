@@ -233,11 +233,18 @@ pub(crate) struct Mode {
 }
 
 #[derive(Debug)]
-struct Adapter {
-    a: Tensor, // [r, in] f32, trainable
-    b: Tensor, // [out, r] f32, trainable
-    scale: f64,
-    dropout: f64,
+pub(crate) struct Adapter {
+    pub(crate) a: Tensor, // [r, in] f32, trainable
+    pub(crate) b: Tensor, // [out, r] f32, trainable
+    pub(crate) scale: f64,
+    pub(crate) dropout: f64,
+}
+
+impl Adapter {
+    /// Whether this forward draws a dropout mask on the adapter's input.
+    pub(crate) fn needs_dropout(&self, mode: Mode) -> bool {
+        mode.train && self.dropout > 0.0
+    }
 }
 
 /// A bias-free projection `y = x Wᵀ` with an optional LoRA adapter.
@@ -259,12 +266,21 @@ impl Linear {
         reg: &mut ParamRegistry,
     ) -> Self {
         let (i, o) = (in_dim as i64, out_dim as i64);
-        let weight = reg.add(
-            p,
-            "weight",
-            Tensor::zeros([o, i], (p.kind(), p.device())),
-            false,
-        );
+        let weight = Tensor::zeros([o, i], (p.kind(), p.device()));
+        Self::with_weight(p, weight, lora, reg)
+    }
+
+    /// [`Linear::new`] over a given `[out, in]` weight tensor — a row block of a fused
+    /// weight (see `model::fused`), so that loading and folding write into the block.
+    pub(crate) fn with_weight(
+        p: &nn::Path,
+        weight: Tensor,
+        lora: Option<&LoraConfig>,
+        reg: &mut ParamRegistry,
+    ) -> Self {
+        let (o, i) = weight.size2().unwrap_or((0, 0));
+        let in_dim = i as usize;
+        let weight = reg.add(p, "weight", weight, false);
         let adapter = lora.map(|cfg| {
             let r = cfg.r as i64;
             let bound = 1.0 / (in_dim as f64).sqrt();
@@ -282,23 +298,31 @@ impl Linear {
 
     pub(crate) fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         let y = x.linear::<Tensor>(&self.weight, None);
-        match &self.adapter {
-            Some(ad) if mode.lora => {
-                let h = x.to_kind(Kind::Float);
-                let h = if mode.train && ad.dropout > 0.0 {
-                    h.dropout(ad.dropout, true)
-                } else {
-                    h
-                };
-                // [.., in] -> [.., r] -> [.., out]
-                let delta = h
-                    .linear::<Tensor>(&ad.a, None)
-                    .linear::<Tensor>(&ad.b, None)
-                    * ad.scale;
-                y + delta.to_kind(x.kind())
-            }
-            _ => y,
+        match self.lora_delta(x, mode) {
+            Some(delta) => y + delta,
+            None => y,
         }
+    }
+
+    /// The adapter's contribution `scale · B·A·dropout(x)` in `x`'s dtype, when there is
+    /// an adapter and `mode` enables it. The scale is applied in the rank-`r` space
+    /// (`(A·x)·scale` then `B`), which is cheaper than on the output and, for the usual
+    /// power-of-two `alpha / r`, bit-identical.
+    pub(crate) fn lora_delta(&self, x: &Tensor, mode: Mode) -> Option<Tensor> {
+        let ad = self.adapter.as_ref().filter(|_| mode.lora)?;
+        let h = x.to_kind(Kind::Float);
+        let h = if ad.needs_dropout(mode) {
+            h.dropout(ad.dropout, true)
+        } else {
+            h
+        };
+        // [.., in] -> [.., r] -> [.., out]
+        let low = h.linear::<Tensor>(&ad.a, None) * ad.scale;
+        Some(low.linear::<Tensor>(&ad.b, None).to_kind(x.kind()))
+    }
+
+    pub(crate) fn adapter(&self) -> Option<&Adapter> {
+        self.adapter.as_ref()
     }
 
     /// `scale · B·A` in the base dtype, `[out, in]`.

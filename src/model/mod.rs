@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
