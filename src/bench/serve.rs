@@ -285,11 +285,6 @@ fn clients_round(
                     let text = agent
                         .post(endpoint)
                         .set("Content-Type", "application/json")
-                        // tiny_http gives each kept-alive connection a thread until it
-                        // closes, and new connections that arrive together can queue behind
-                        // those threads (its pool counts a woken thread as idle until it
-                        // runs): clients that keep their connections open stall each other.
-                        .set("Connection", "close")
                         .send_string(body)?
                         .into_string()?;
                     let done = Instant::now();

@@ -123,6 +123,12 @@ pub struct ServeArgs {
     /// Largest prompt plus `max_tokens` (default: the config's env.context_tokens).
     #[arg(long, value_name = "N")]
     pub max_model_len: Option<usize>,
+    /// Connections open at once (one thread each); one more is answered 503.
+    #[arg(long, value_name = "N", default_value_t = crate::runtime::serve::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, value_name = "S", default_value_t = crate::runtime::serve::IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout_s: u64,
 }
 
 #[derive(Debug, Subcommand)]

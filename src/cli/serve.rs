@@ -38,7 +38,8 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             max_model_len: args.max_model_len.unwrap_or(cfg.env.context_tokens),
             ..Limits::default()
         },
-        handlers: args.max_batch.max(8),
+        max_connections: args.max_connections,
+        idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
     };
     let server = Server::start(
         move || load_for_inference(&section, adapter.as_deref()).map_err(|e| e.to_string()),

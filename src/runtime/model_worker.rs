@@ -212,7 +212,8 @@ mod tests {
                     fold_adapter: true,
                 },
                 limits: Limits::default(),
-                handlers: 2,
+                max_connections: 8,
+                idle_timeout: Duration::from_secs(30),
             },
         )
         .unwrap();

@@ -1,51 +1,38 @@
-//! Routing of `coe serve`: one handler thread per in-flight request (a fixed pool, so a
-//! flood queues instead of spawning), bodies read up to the limit, every failure answered
-//! with the OpenAI error object — a bad request never reaches the model thread, and no
-//! request can crash the server.
-use std::io::Read;
+//! Routing of `coe serve`: each request (read and bounded by `wire`) goes to its route, and
+//! every failure is answered with the OpenAI error object — a bad request never reaches the
+//! model thread, and no request can crash the server.
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
-use tiny_http::{Header, Method, Request, Response};
 
 use super::complete::{ApiError, Frontend, bad};
 use super::engine::EngineRequest;
+use super::wire::HttpRequest;
 use crate::protocol::openai::{
     ErrorBody, LoadLoraRequest, ModelCard, ModelList, UnloadLoraRequest,
 };
 
-/// Answers one request.
-pub fn handle(front: &Frontend, mut req: Request) {
-    let (status, body) = match route(front, &mut req) {
+/// Answers one request: the status and the JSON body.
+pub fn handle(front: &Frontend, req: &HttpRequest) -> (u16, String) {
+    match route(front, req) {
         Ok(json) => (200, json),
         Err(e) => (
             e.status,
             serde_json::to_string(&ErrorBody::new(e.status, e.message)).unwrap_or_default(),
         ),
-    };
-    let mut resp = Response::from_string(body).with_status_code(status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
-        resp.add_header(h);
     }
-    // A client gone before its answer is not the server's failure.
-    let _ = req.respond(resp);
 }
 
-fn route(front: &Frontend, req: &mut Request) -> Result<String, ApiError> {
-    let path = req.url().split('?').next().unwrap_or_default().to_string();
-    let method = req.method().clone();
+fn route(front: &Frontend, req: &HttpRequest) -> Result<String, ApiError> {
     let json = |v: &dyn erased::Json| v.to_json();
-    match (method, path.trim_end_matches('/')) {
-        (Method::Get, "/v1/models") => json(&models(front)?),
-        (Method::Get, "/health") => Ok("{}".into()),
-        (Method::Post, "/v1/completions") => {
-            let body = read_body(front, req)?;
-            json(&front.complete(&body)?)
-        }
-        (Method::Post, "/v1/load_lora_adapter") => {
-            let body = read_body(front, req)?;
+    let body = &req.body;
+    match (req.method.as_str(), req.path.trim_end_matches('/')) {
+        ("GET", "/v1/models") => json(&models(front)?),
+        ("GET", "/health") => Ok("{}".into()),
+        ("POST", "/v1/completions") => json(&front.complete(body)?),
+        ("POST", "/v1/load_lora_adapter") => {
             let r: LoadLoraRequest =
-                serde_json::from_slice(&body).map_err(|e| bad(format!("invalid request: {e}")))?;
+                serde_json::from_slice(body).map_err(|e| bad(format!("invalid request: {e}")))?;
             if r.lora_name.is_empty() || r.lora_path.is_empty() {
                 return Err(bad("lora_name and lora_path must not be empty"));
             }
@@ -59,10 +46,9 @@ fn route(front: &Frontend, req: &mut Request) -> Result<String, ApiError> {
                 "\"Success: LoRA adapter '{name}' added successfully.\""
             ))
         }
-        (Method::Post, "/v1/unload_lora_adapter") => {
-            let body = read_body(front, req)?;
+        ("POST", "/v1/unload_lora_adapter") => {
             let r: UnloadLoraRequest =
-                serde_json::from_slice(&body).map_err(|e| bad(format!("invalid request: {e}")))?;
+                serde_json::from_slice(body).map_err(|e| bad(format!("invalid request: {e}")))?;
             let name = r.lora_name.clone();
             control(front, |reply| EngineRequest::UnloadAdapter {
                 name: r.lora_name,
@@ -72,9 +58,9 @@ fn route(front: &Frontend, req: &mut Request) -> Result<String, ApiError> {
                 "\"Success: LoRA adapter '{name}' removed successfully.\""
             ))
         }
-        (_, p) => Err(ApiError {
+        (m, p) => Err(ApiError {
             status: 404,
-            message: format!("no route {} {p}", req.method()),
+            message: format!("no route {m} {p}"),
         }),
     }
 }
@@ -92,30 +78,6 @@ mod erased {
             })
         }
     }
-}
-
-/// The body, refused past the limit (by its declared length or as it is read).
-fn read_body(front: &Frontend, req: &mut Request) -> Result<Vec<u8>, ApiError> {
-    let limit = front.limits.max_body_bytes;
-    let too_big = |n: usize| {
-        bad(format!(
-            "request body of {n} bytes or more is over the limit of {limit} bytes"
-        ))
-    };
-    if let Some(n) = req.body_length()
-        && n > limit
-    {
-        return Err(too_big(n));
-    }
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| bad(format!("cannot read the request body: {e}")))?;
-    if body.len() > limit {
-        return Err(too_big(body.len()));
-    }
-    Ok(body)
 }
 
 /// Sends a control request to the model thread and waits for its answer.

@@ -3,27 +3,29 @@
 //! `/v1/unload_lora_adapter` — so the remote policy backend, and other tools, sample from a
 //! trained adapter over HTTP.
 //!
-//! Threads: a pool of HTTP handlers (`http`, `complete`) parse and check requests and build
-//! responses; one model thread (`engine`) owns the model and decodes the completions that
-//! arrive together as one batch. [`Server::start`] runs both in-process (tests use it; `coe
+//! Threads: one per open connection (`wire`) reads its requests, checks them and builds
+//! the responses (`http`, `complete`); one model thread (`engine`) owns the model and decodes
+//! the completions that arrive together as one batch. [`Server::start`] runs both in-process (tests use it; `coe
 //! serve` is this plus waiting; `coe bench serve` starts `coe serve` children, since the
 //! benchmarks sit below `runtime`).
 mod complete;
 mod engine;
 mod http;
 mod prefix;
+mod wire;
 
 pub use complete::Limits;
 pub use engine::EngineConfig;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use complete::Frontend;
 use engine::{Engine, seed_source};
+use wire::{Wire, WireLimits};
 
 use crate::model::loader::LoadedModel;
 
@@ -44,15 +46,20 @@ pub struct ServeOptions {
     pub addr: String,
     pub engine: EngineConfig,
     pub limits: Limits,
-    /// HTTP handler threads: requests in flight at once (more wait in the queue).
-    pub handlers: usize,
+    /// Connections open at once; one more is answered 503 (a thread each).
+    pub max_connections: usize,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
 }
+
+/// The defaults of `coe serve`'s connection bounds.
+pub const MAX_CONNECTIONS: usize = 256;
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A running server; dropping it (or [`Server::stop`]) stops it.
 pub struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    wire: Option<Wire>,
+    model: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -87,14 +94,12 @@ impl Server {
             .recv()
             .map_err(|_| ServeError::Model("the model thread ended".into()))?
             .map_err(ServeError::Model)?;
-        let http = tiny_http::Server::http(&opts.addr).map_err(|e| ServeError::Bind {
+        let bind_error = |reason: String| ServeError::Bind {
             addr: opts.addr.clone(),
-            reason: e.to_string(),
-        })?;
-        let addr = http.server_addr().to_ip().ok_or_else(|| ServeError::Bind {
-            addr: opts.addr.clone(),
-            reason: "not an IP address".into(),
-        })?;
+            reason,
+        };
+        let listener =
+            std::net::TcpListener::bind(&opts.addr).map_err(|e| bind_error(e.to_string()))?;
         let front = Arc::new(Frontend {
             tok,
             vocab_text,
@@ -104,43 +109,36 @@ impl Server {
             seeds: std::sync::Mutex::new(seed_source()),
             next_id: AtomicU64::new(0),
         });
-        let http = Arc::new(http);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = vec![model_thread];
-        for i in 0..opts.handlers.max(1) {
-            let (http, front, stop) = (Arc::clone(&http), Arc::clone(&front), Arc::clone(&stop));
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("coe-serve-http-{i}"))
-                    .spawn(move || {
-                        while !stop.load(Ordering::SeqCst) {
-                            if let Ok(Some(req)) = http.recv_timeout(Duration::from_millis(100)) {
-                                http::handle(&front, req);
-                            }
-                        }
-                    })?,
-            );
-        }
+        let limits = WireLimits {
+            max_connections: opts.max_connections.max(1),
+            idle: opts.idle_timeout,
+            max_head_bytes: 64 << 10,
+            max_body_bytes: opts.limits.max_body_bytes,
+        };
+        let handler = Arc::new(move |req: &wire::HttpRequest| http::handle(&front, req));
+        let wire = Wire::start(listener, limits, handler)?;
         Ok(Server {
-            addr,
-            stop,
-            threads,
+            wire: Some(wire),
+            model: Some(model_thread),
         })
     }
 
     /// The address it listens on (the port chosen when 0 was asked).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.wire
+            .as_ref()
+            .map(Wire::addr)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The base URL clients use, `http://host:port/v1`.
     pub fn url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.addr())
     }
 
     /// Runs until the process is ended.
     pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
+        if let Some(t) = self.model.take() {
             let _ = t.join();
         }
     }
@@ -151,18 +149,11 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Handlers first (they hold the model thread's channel), then the model thread.
-        let mut threads: Vec<_> = self.threads.drain(..).collect();
-        let model = if threads.is_empty() {
-            None
-        } else {
-            Some(threads.remove(0))
-        };
-        for t in threads {
-            let _ = t.join();
+        // Connections first (their handlers hold the model thread's channel), then the model.
+        if let Some(mut w) = self.wire.take() {
+            w.stop();
         }
-        if let Some(t) = model {
+        if let Some(t) = self.model.take() {
             let _ = t.join();
         }
     }
