@@ -108,3 +108,102 @@ impl<const N: usize> FusedLinear<N> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn lora(dropout: f64) -> LoraConfig {
+        LoraConfig {
+            r: 3,
+            alpha: 5.0, // scale 5/3: not a power of two, so rounding differences would show
+            dropout,
+            targets: vec!["all-linear".into()],
+        }
+    }
+
+    /// A fused q/k/v over random weights and adapters (B non-zero); k has no adapter.
+    fn fused(vs: &nn::VarStore, cfg: &LoraConfig) -> FusedLinear<3> {
+        let mut reg = ParamRegistry::new(&vs.root());
+        let f = FusedLinear::new(
+            &vs.root(),
+            8,
+            [("q_proj", 6), ("k_proj", 4), ("v_proj", 4)],
+            |n| (n != "k_proj").then_some(cfg),
+            &mut reg,
+        );
+        tch::manual_seed(1);
+        let _guard = tch::no_grad_guard();
+        for (_, t) in reg.base().chain(reg.lora()) {
+            t.shallow_clone().copy_(&Tensor::randn(t.size(), (Kind::Float, Device::Cpu)));
+        }
+        f
+    }
+
+    #[test]
+    fn one_product_equals_each_member_alone_in_values_and_adapter_gradients() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = lora(0.0);
+        let f = fused(&vs, &cfg);
+        let x = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        let mode = Mode {
+            lora: true,
+            train: true,
+        };
+        let grads = |outs: &[Tensor]| -> Vec<Tensor> {
+            let loss: Tensor = outs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o * (i as f64 + 1.0)).sin().sum(Kind::Float))
+                .sum();
+            loss.backward();
+            let g = vs
+                .trainable_variables()
+                .iter()
+                .map(|t| t.grad().copy())
+                .collect();
+            for t in vs.trainable_variables() {
+                t.grad().zero_();
+            }
+            g
+        };
+        let together = f.forward(&x, mode);
+        let g_together = grads(&together);
+        let alone: Vec<Tensor> = f.members().iter().map(|m| m.forward(&x, mode)).collect();
+        let g_alone = grads(&alone);
+        for (a, b) in together.iter().zip(&alone) {
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "outputs differ by {diff}");
+        }
+        assert_eq!(g_together.len(), 4, "A and B of q and v");
+        for (a, b) in g_together.iter().zip(&g_alone) {
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff < 1e-4, "gradients differ by {diff}");
+            assert!(a.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        }
+        // Adapters off: the base products only.
+        let off = Mode {
+            lora: false,
+            train: false,
+        };
+        let base = f.forward(&x, off);
+        let [q, _, _] = f.members();
+        let want = x.linear::<Tensor>(q.weight(), None);
+        assert_eq!(base[0].size(), want.size());
+        assert!((&base[0] - want).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn members_weights_are_blocks_of_the_fused_tensor() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let f = fused(&vs, &lora(0.1));
+        let [_, k, _] = f.members();
+        let _guard = tch::no_grad_guard();
+        k.weight().shallow_clone().fill_(7.0);
+        let rows = f.weight.narrow(0, 6, 4);
+        assert_eq!(rows.min().double_value(&[]), 7.0);
+        assert_eq!(rows.max().double_value(&[]), 7.0);
+        assert!(f.weight.narrow(0, 0, 6).max().double_value(&[]) < 7.0);
+    }
+}
