@@ -136,7 +136,8 @@ mod tests {
         tch::manual_seed(1);
         let _guard = tch::no_grad_guard();
         for (_, t) in reg.base().chain(reg.lora()) {
-            t.shallow_clone().copy_(&Tensor::randn(t.size(), (Kind::Float, Device::Cpu)));
+            t.shallow_clone()
+                .copy_(&Tensor::randn(t.size(), (Kind::Float, Device::Cpu)));
         }
         f
     }
@@ -164,7 +165,7 @@ mod tests {
                 .map(|t| t.grad().copy())
                 .collect();
             for t in vs.trainable_variables() {
-                t.grad().zero_();
+                let _ = t.grad().zero_();
             }
             g
         };
@@ -200,7 +201,7 @@ mod tests {
         let f = fused(&vs, &lora(0.1));
         let [_, k, _] = f.members();
         let _guard = tch::no_grad_guard();
-        k.weight().shallow_clone().fill_(7.0);
+        let _ = k.weight().shallow_clone().fill_(7.0);
         let rows = f.weight.narrow(0, 6, 4);
         assert_eq!(rows.min().double_value(&[]), 7.0);
         assert_eq!(rows.max().double_value(&[]), 7.0);
