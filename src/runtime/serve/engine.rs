@@ -284,24 +284,21 @@ impl Engine {
                 }
                 continue;
             }
-            match self.decode_group(&group) {
-                Ok(mut outs) => {
-                    for job in group.iter().rev() {
-                        let rows = outs.split_off(outs.len() - job.prompts.len());
-                        let _ = job.reply.send(Ok(rows));
-                    }
-                }
-                Err(e) => {
-                    for job in &group {
-                        let _ = job.reply.send(Err(e.clone()));
-                    }
-                }
+            // Each request is answered as soon as its rows are done, not when the whole batch
+            // is: a client (an episode) can run its tests while the others still decode.
+            let mut answers = Answers::new(&group);
+            if let Err(e) = self.decode_group(&group, &mut |row, g| answers.row(row, g)) {
+                answers.fail(&e);
             }
         }
     }
 
-    /// Every row of the group, in job then row order.
-    fn decode_group(&mut self, group: &[GenJob]) -> Result<Vec<Generated>, EngineError> {
+    /// Every row of the group, numbered in job then row order, handed to `on_row` as it ends.
+    fn decode_group(
+        &mut self,
+        group: &[GenJob],
+        on_row: &mut dyn FnMut(usize, Generated),
+    ) -> Result<(), EngineError> {
         let s = &group[0].sampling;
         let model_name = group[0].model.clone();
         let prompts: Vec<Vec<u32>> = group.iter().flat_map(|j| j.prompts.clone()).collect();
@@ -332,7 +329,7 @@ impl Engine {
         let max_tokens = cfg.max_batch_tokens;
         let fold = cfg.fold_adapter;
         let mut run = |m: &crate::model::llama::Llama| {
-            decode_rows(m, &prompts, &seeds, &params, max_tokens, cache, &model_name)
+            decode_rows(m, &prompts, &seeds, &params, max_tokens, cache, &model_name, on_row)
         };
         let res = if fold {
             loaded
@@ -347,7 +344,8 @@ impl Engine {
 }
 
 /// Decodes `prompts` in micro-batches of at most `max_tokens` rows × width, each row seeded
-/// from `seeds`, reusing and refilling the prefix cache.
+/// from `seeds`, reusing and refilling the prefix cache; each row goes to `on_row` as it ends.
+#[allow(clippy::too_many_arguments)]
 fn decode_rows(
     model: &crate::model::llama::Llama,
     prompts: &[Vec<u32>],
@@ -356,8 +354,8 @@ fn decode_rows(
     max_tokens: usize,
     cache: &mut PrefixCache,
     model_name: &str,
-) -> Result<Vec<Generated>, crate::model::generate::GenerateError> {
-    let mut out: Vec<Generated> = vec![Generated::default(); prompts.len()];
+    on_row: &mut dyn FnMut(usize, Generated),
+) -> Result<(), crate::model::generate::GenerateError> {
     let mut start = 0;
     while start < prompts.len() {
         let mut end = start + 1;
@@ -386,7 +384,7 @@ fn decode_rows(
                 if let Some(kv) = kv {
                     kept.insert(i, kv);
                 }
-                out[start + i] = g;
+                on_row(start + i, g);
             },
         )?;
         for (_, kv) in kept {
@@ -394,7 +392,59 @@ fn decode_rows(
         }
         start = end;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The replies of one decoded group: rows gather per request, and a request is answered
+/// when its last row arrives; what is left unanswered when decoding fails gets the error.
+struct Answers<'a> {
+    group: &'a [GenJob],
+    /// (request, row within it) of each row of the group.
+    owner: Vec<(usize, usize)>,
+    rows: Vec<Vec<Option<Generated>>>,
+    answered: Vec<bool>,
+}
+
+impl<'a> Answers<'a> {
+    fn new(group: &'a [GenJob]) -> Self {
+        let owner = group
+            .iter()
+            .enumerate()
+            .flat_map(|(j, job)| (0..job.prompts.len()).map(move |r| (j, r)))
+            .collect();
+        Answers {
+            group,
+            owner,
+            rows: group.iter().map(|j| vec![None; j.prompts.len()]).collect(),
+            answered: vec![false; group.len()],
+        }
+    }
+
+    fn row(&mut self, row: usize, g: Generated) {
+        let Some(&(j, r)) = self.owner.get(row) else {
+            return;
+        };
+        let (Some(rows), Some(job)) = (self.rows.get_mut(j), self.group.get(j)) else {
+            return;
+        };
+        if let Some(slot) = rows.get_mut(r) {
+            *slot = Some(g);
+        }
+        if !self.answered[j] && rows.iter().all(Option::is_some) {
+            self.answered[j] = true;
+            let done = std::mem::take(rows).into_iter().flatten().collect();
+            let _ = job.reply.send(Ok(done));
+        }
+    }
+
+    fn fail(&mut self, e: &EngineError) {
+        for (job, answered) in self.group.iter().zip(&mut self.answered) {
+            if !*answered {
+                *answered = true;
+                let _ = job.reply.send(Err(e.clone()));
+            }
+        }
+    }
 }
 
 /// The seed of a request without one: drawn from the server's own stream.
