@@ -258,7 +258,7 @@ fn completion(prompt: &[u32], seed: u64, params: &GenParams) -> CompletionReques
         temperature: Some(params.sampling.temperature),
         top_p: Some(params.sampling.top_p),
         n: Some(1),
-        seed: Some(seed),
+        seed: Some(crate::model::generate::row_seed(seed) as i64),
         stop: None,
         stop_token_ids: Some(params.stop_ids.clone()),
         logprobs: Some(0),

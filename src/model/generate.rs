@@ -103,6 +103,13 @@ pub enum GenerateError {
 /// (a server honouring a request's `seed`) gets that row's stream whatever its batch mates.
 pub struct RowSeeds<'a>(pub std::slice::Iter<'a, u64>);
 
+/// The seed of a row's sampling stream from a 64-bit draw: its low 63 bits, the range an
+/// OpenAI-compatible server takes as `seed` (vLLM checks int64), so a row sampled here and
+/// the same row sampled by a server from the seed sent to it draw the same stream.
+pub fn row_seed(draw: u64) -> u64 {
+    draw & i64::MAX as u64
+}
+
 impl RngCore for RowSeeds<'_> {
     fn next_u32(&mut self) -> u32 {
         self.next_u64() as u32
@@ -194,7 +201,7 @@ pub fn generate_each_cached<R: RngCore>(
         .map(|(index, p)| Row {
             index,
             next_pos: p.len() as i64,
-            rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+            rng: ChaCha8Rng::seed_from_u64(row_seed(rng.next_u64())),
         })
         .collect();
     if prompts.is_empty() || params.max_new_tokens == 0 {

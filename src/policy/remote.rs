@@ -231,9 +231,11 @@ impl RemotePolicy {
     /// on every server, samples from it from now on, and unloads the one published before.
     /// Fails only when no server took it; a server that refused is marked down.
     pub fn publish_adapter(&mut self, name: &str, dir: &str) -> Result<(), PolicyError> {
+        // In place: publishing a name again (a retried publish, a resumed run) replaces it.
         let body = serde_json::to_string(&LoadLoraRequest {
             lora_name: name.into(),
             lora_path: dir.into(),
+            load_inplace: true,
         })
         .unwrap_or_default();
         let mut errors = Vec::new();

@@ -5,6 +5,7 @@
 //! completion — is one [`CallError`], so the caller retries elsewhere whatever it was.
 use std::time::Duration;
 
+use crate::model::generate::row_seed;
 use crate::protocol::openai::{
     CompletionRequest, CompletionResponse, PromptInput, StopInput, id_of_token,
 };
@@ -51,7 +52,7 @@ pub fn request(ask: &Ask, prompt: &[u32], seed: u64) -> CompletionRequest {
         temperature: Some(ask.temperature),
         top_p: Some(ask.top_p),
         n: Some(1),
-        seed: Some(seed),
+        seed: Some(row_seed(seed) as i64),
         stop: (!ask.stop.is_empty()).then(|| StopInput::Many(ask.stop.clone())),
         stop_token_ids: Some(ask.stop_ids.clone()),
         logprobs: Some(0),
@@ -139,6 +140,23 @@ pub fn post(agent: &ureq::Agent, base: &str, path: &str, body: &str) -> Result<S
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn seeds_are_sent_within_int64_as_vllm_takes_them() {
+        assert_eq!(row_seed(u64::MAX), i64::MAX as u64);
+        assert_eq!(row_seed(5), 5);
+        let ask = Ask {
+            model: "m".into(),
+            max_tokens: 4,
+            temperature: 1.0,
+            top_p: 1.0,
+            stop: vec![],
+            stop_ids: vec![],
+        };
+        let body = serde_json::to_value(request(&ask, &[1, 2], u64::MAX)).unwrap();
+        assert_eq!(body["seed"], serde_json::json!(i64::MAX));
+    }
+
     use super::*;
 
     #[test]

@@ -52,7 +52,8 @@ pub struct CompletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+    /// int64, as vLLM takes it; rows are seeded with its low 63 bits.
+    pub seed: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopInput>,
     /// vLLM's extension: ids that end a completion besides the model's end-of-sequence.
@@ -125,6 +126,9 @@ pub struct CompletionResponse {
 pub struct LoadLoraRequest {
     pub lora_name: String,
     pub lora_path: String,
+    /// vLLM's flag: replace an adapter already loaded under this name instead of refusing.
+    #[serde(default)]
+    pub load_inplace: bool,
 }
 
 /// `POST /v1/unload_lora_adapter`.

@@ -4,50 +4,19 @@
 //! OpenAI error objects. Each test starts at most two servers on 127.0.0.1 with port 0 and
 //! kills them when it ends.
 use assert_cmd::Command;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const TINY: &str = "tests/fixtures/gguf/tiny_llama.gguf";
 const TASKS: &str = "tests/fixtures/tasks_small.jsonl";
 
-/// A `coe serve` child on a free port, killed on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
+/// A `coe serve` of the tiny fixture model, run from the repository root.
+struct Served;
 
 impl Served {
-    fn start() -> Served {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coe"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["serve", "--model", TINY, "--threads", "1", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .to_string();
-        Served { child, url }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.kill();
+    fn start() -> crate::support::served::Served {
+        crate::support::served::Served::start_in(Path::new(env!("CARGO_MANIFEST_DIR")), TINY)
     }
 }
 
@@ -315,6 +284,41 @@ fn rl_sampling_through_coe_serve_publishes_an_adapter_per_step() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(served, ["remote-rl-step-2"]);
+
+    // vLLM's `load_inplace`: a name loaded again is refused unless the request asks to replace
+    // it, which the remote backend does (a retried publish or a resumed run repeats a name).
+    let adapter = dir.path().join("runs/remote-rl/served/remote-rl-step-2");
+    let load = |name: &str, inplace: Option<bool>| -> (u16, String) {
+        let mut body = serde_json::json!({"lora_name": name, "lora_path": adapter});
+        if let Some(v) = inplace {
+            body["load_inplace"] = v.into();
+        }
+        match ureq::post(&format!("{}/load_lora_adapter", server.url))
+            .timeout(Duration::from_secs(30))
+            .send_string(&body.to_string())
+        {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (code, text) = load("remote-rl-step-2", None);
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("already been loaded"), "{text}");
+    let (code, text) = load("remote-rl-step-2", Some(true));
+    assert_eq!(code, 200, "{text}");
+    let models = ureq::get(&format!("{}/models", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(
+        models.matches("\"remote-rl-step-2\"").count(),
+        1,
+        "{models}"
+    );
+    // The configured model itself is never replaced.
+    assert_eq!(load("coe", Some(true)).0, 400);
 }
 
 /// A config with `extra` sections and, when `urls` is not empty, the remote backend.

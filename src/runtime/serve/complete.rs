@@ -154,7 +154,7 @@ impl Frontend {
         let mut seeds = Vec::with_capacity(prompts.len() * n);
         for p in &prompts {
             let seed = match req.seed {
-                Some(s) => s,
+                Some(s) => s as u64,
                 None => self.seeds.lock().map_or(0, |mut r| fresh_seed(&mut r)),
             };
             for j in 0..n {

@@ -58,6 +58,8 @@ pub enum EngineRequest {
     LoadAdapter {
         name: String,
         path: String,
+        /// Replace an adapter already loaded under `name` (vLLM's `load_inplace`).
+        inplace: bool,
         reply: Sender<Result<(), EngineError>>,
     },
     UnloadAdapter {
@@ -168,8 +170,13 @@ impl Engine {
                     let _ = job.reply.send(Err(EngineError::UnknownModel(job.model)));
                 }
             }
-            EngineRequest::LoadAdapter { name, path, reply } => {
-                let _ = reply.send(self.load_adapter(&name, &path));
+            EngineRequest::LoadAdapter {
+                name,
+                path,
+                inplace,
+                reply,
+            } => {
+                let _ = reply.send(self.load_adapter(&name, &path, inplace));
             }
             EngineRequest::UnloadAdapter { name, reply } => {
                 let known = self.models.get(&name).is_some_and(Option::is_some);
@@ -197,8 +204,11 @@ impl Engine {
         }
     }
 
-    fn load_adapter(&mut self, name: &str, path: &str) -> Result<(), EngineError> {
-        if self.models.contains_key(name) {
+    /// Loads the adapter in `path` as `name`; with `inplace` it replaces one already loaded
+    /// under that name (never the configured model), which stays as it was if the new one fails.
+    fn load_adapter(&mut self, name: &str, path: &str, inplace: bool) -> Result<(), EngineError> {
+        let replaceable = inplace && name != self.cfg.served_model;
+        if self.models.contains_key(name) && !replaceable {
             return Err(EngineError::AdapterExists(name.into()));
         }
         let bad = |reason: String| EngineError::BadAdapter {
@@ -209,11 +219,18 @@ impl Engine {
         let dir = std::path::Path::new(path);
         let cfg = read_adapter_config(dir).map_err(|e| bad(e.to_string()))?;
         let tensors = read_adapter_tensors(dir).map_err(|e| bad(e.to_string()))?;
-        self.models
+        let old = self
+            .models
             .insert(name.into(), Some(Adapter { cfg, tensors }));
+        if self.active.as_deref() == Some(name) {
+            self.active = None; // its weights are the old ones
+        }
         // Swapping it in now checks its names and shapes, so a bad adapter fails its load.
         if let Err(e) = self.activate(name) {
-            self.models.remove(name);
+            match old {
+                Some(previous) => self.models.insert(name.into(), previous),
+                None => self.models.remove(name),
+            };
             self.active = None;
             return Err(bad(e));
         }
@@ -329,7 +346,16 @@ impl Engine {
         let max_tokens = cfg.max_batch_tokens;
         let fold = cfg.fold_adapter;
         let mut run = |m: &crate::model::llama::Llama| {
-            decode_rows(m, &prompts, &seeds, &params, max_tokens, cache, &model_name, on_row)
+            decode_rows(
+                m,
+                &prompts,
+                &seeds,
+                &params,
+                max_tokens,
+                cache,
+                &model_name,
+                on_row,
+            )
         };
         let res = if fold {
             loaded

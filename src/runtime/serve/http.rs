@@ -40,6 +40,7 @@ fn route(front: &Frontend, req: &HttpRequest) -> Result<String, ApiError> {
             control(front, |reply| EngineRequest::LoadAdapter {
                 name: r.lora_name,
                 path: r.lora_path,
+                inplace: r.load_inplace,
                 reply,
             })?;
             Ok(format!(
