@@ -3,7 +3,8 @@
 //! after LoRA SFT, and GRPO from that adapter then raises the mean episode reward of sampled
 //! (temperature 1) episodes on the tasks it trains on. The whole pipeline runs
 //! through the real binary exactly as the README tells a user to: `coe model tiny`,
-//! `coe data gen`, `coe eval`, `coe train sft`, `coe train rl`. A few CPU minutes.
+//! `coe data gen`, `coe eval`, `coe train sft`, `coe train rl` — and RL again sampling through
+//! a `coe serve` of the same tiny model, which must raise the reward too. A few CPU minutes.
 use assert_cmd::Command;
 use std::path::Path;
 
@@ -131,4 +132,48 @@ fn sft_learns_a_narrow_bug_family_and_rl_raises_the_reward() {
         "RL did not raise the mean episode reward: {sft_return:.3} after SFT, {rl_return:.3} after RL"
     );
     eprintln!("mean sampled return: {sft_return:.3} after SFT, {rl_return:.3} after RL");
+
+    // The same run sampling through `coe serve` (issue 20): the trainer publishes its
+    // adapter to the server each step and samples from it, and the reward rises as well.
+    let server = crate::support::served::Served::start_in(d, "models/tiny");
+    let local = std::fs::read_to_string(&rl).unwrap();
+    let model_line = r#"model: (path: "models/tiny", device: "cpu", dtype: f32, threads: 1)"#;
+    assert!(
+        local.contains(model_line),
+        "configs/smoke-rl.ron changed its model line"
+    );
+    let remote = local
+        .replace(r#"name: "smoke-rl""#, r#"name: "smoke-rl-remote""#)
+        .replace(
+            model_line,
+            &format!(
+                r#"model: (path: "models/tiny", device: "cpu", dtype: f32, threads: 1,
+                remote: Some((urls: ["{}"], served_model: "coe", timeout_s: 120.0)))"#,
+                server.url
+            ),
+        );
+    let remote_cfg = d.join("smoke-rl-remote.ron");
+    std::fs::write(&remote_cfg, remote).unwrap();
+    coe(d)
+        .args(["train", "rl", "--config"])
+        .arg(&remote_cfg)
+        .assert()
+        .success();
+    let events = std::fs::read_to_string(d.join("runs/smoke-rl-remote/events.jsonl")).unwrap();
+    assert!(events.contains("\"status\":\"completed\""));
+    for step in 0..12 {
+        assert!(
+            events.contains(&format!(
+                "sampling from adapter smoke-rl-remote-step-{step}\""
+            )),
+            "step {step} was not published to the server"
+        );
+    }
+    let remote_return = sampled_return(d, "runs/smoke-rl-remote", "rl-remote-sampled.json");
+    assert!(
+        remote_return > sft_return,
+        "RL through coe serve did not raise the mean episode reward: {sft_return:.3} after SFT, \
+         {remote_return:.3} after RL"
+    );
+    eprintln!("mean sampled return through coe serve: {remote_return:.3} after RL");
 }
