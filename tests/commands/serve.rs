@@ -20,53 +20,28 @@ impl Served {
     }
 }
 
-fn remote_config(dir: &Path, urls: &[&str]) -> std::path::PathBuf {
-    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    let text = format!(
-        "(model: (remote: Some((urls: [{}], served_model: \"coe\", timeout_s: 20.0, retries: 1))))",
-        list.join(", ")
-    );
-    let path = dir.join("remote.ron");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// `coe eval` greedy on the tiny model; returns (results.json, episode texts, stderr).
 fn eval(dir: &Path, tag: &str, config: Option<&Path>) -> (serde_json::Value, Vec<String>, String) {
     eval_at(dir, tag, config, "0")
 }
 
+/// `coe eval` at `temperature`; returns (results.json, episode texts, stderr).
 fn eval_at(
     dir: &Path,
     tag: &str,
     config: Option<&Path>,
     temperature: &str,
 ) -> (serde_json::Value, Vec<String>, String) {
-    let out = dir.join(format!("{tag}.json"));
-    let eps = dir.join(format!("{tag}_eps"));
-    let mut c = Command::cargo_bin("coe").unwrap();
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    if let Some(cfg) = config {
-        c.arg("--config").arg(cfg);
-    }
-    let run = c
-        .args(["eval", "--tasks", TASKS, "--model", TINY, "--threads", "1"])
-        .args(["--samples", "2", "--k", "1", "--max-turns", "3"])
-        .args(["--temperature", temperature])
-        .arg("--out")
-        .arg(&out)
-        .arg("--save-episodes")
-        .arg(&eps)
-        .timeout(Duration::from_secs(120))
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
-    let results = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let texts = std::fs::read_to_string(eps.join("episodes.jsonl"))
-        .unwrap()
-        .lines()
-        .flat_map(|l| {
-            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+    let args = ["--samples", "2", "--k", "1", "--max-turns", "3"];
+    let (results, episodes, stderr) = run_eval(
+        dir,
+        tag,
+        config,
+        &[&args[..], &["--temperature", temperature]].concat(),
+    );
+    let texts = episodes
+        .iter()
+        .flat_map(|e| {
             e["records"]
                 .as_array()
                 .unwrap()
@@ -78,12 +53,59 @@ fn eval_at(
     (results, texts, stderr)
 }
 
+/// `coe eval` of the tiny model on the small task set from the repository root, with `config`
+/// and `args`, saving its episodes; returns (results.json, saved episodes, stderr).
+fn run_eval(
+    dir: &Path,
+    tag: &str,
+    config: Option<&Path>,
+    args: &[&str],
+) -> (serde_json::Value, Vec<serde_json::Value>, String) {
+    let out = dir.join(format!("{tag}.json"));
+    let eps = dir.join(format!("{tag}_eps"));
+    let mut c = Command::cargo_bin("coe").unwrap();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(cfg) = config {
+        c.arg("--config").arg(cfg);
+    }
+    let run = c
+        .args(["eval", "--tasks", TASKS, "--model", TINY, "--threads", "1"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .arg("--save-episodes")
+        .arg(&eps)
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    let results = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let episodes = std::fs::read_to_string(eps.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (results, episodes, stderr)
+}
+
+/// POSTs `body` to `url`; (status, body text) whatever the status.
+fn post(url: &str, body: &str) -> (u16, String) {
+    match ureq::post(url)
+        .timeout(Duration::from_secs(20))
+        .send_string(body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[test]
 fn greedy_eval_through_coe_serve_matches_the_local_model() {
     let dir = tempfile::tempdir().unwrap();
     let server = Served::start();
     let (local, local_texts, _) = eval(dir.path(), "local", None);
-    let cfg = remote_config(dir.path(), &[&server.url]);
+    let cfg = config_with(dir.path(), "remote", &[&server.url], "");
     let (remote, remote_texts, _) = eval(dir.path(), "remote", Some(&cfg));
     assert_eq!(local["per_task"], remote["per_task"]);
     assert_eq!(local["invalid_rate"], remote["invalid_rate"]);
@@ -109,7 +131,7 @@ fn a_dead_server_costs_retries_on_the_other_not_results() {
     let dead_url = dead.url.clone();
     dead.kill();
     let (local, local_texts, _) = eval(dir.path(), "local", None);
-    let cfg = remote_config(dir.path(), &[&dead_url, &live.url]);
+    let cfg = config_with(dir.path(), "remote", &[&dead_url, &live.url], "");
     let (remote, remote_texts, stderr) = eval(dir.path(), "remote", Some(&cfg));
     assert_eq!(local["per_task"], remote["per_task"]);
     assert_eq!(local_texts, remote_texts);
@@ -124,7 +146,7 @@ fn a_server_killed_mid_evaluation_leaves_the_evaluation_complete() {
     let dir = tempfile::tempdir().unwrap();
     let a = Served::start();
     let mut b = Served::start();
-    let cfg = remote_config(dir.path(), &[&a.url, &b.url]);
+    let cfg = config_with(dir.path(), "remote", &[&a.url, &b.url], "");
     let out = dir.path().join("r.json");
     let eval = std::process::Command::new(env!("CARGO_BIN_EXE_coe"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -159,15 +181,7 @@ fn a_server_killed_mid_evaluation_leaves_the_evaluation_complete() {
 fn bad_requests_get_openai_error_objects() {
     let server = Served::start();
     let post = |path: &str, body: &str| -> (u16, serde_json::Value) {
-        let url = format!("{}{path}", server.url);
-        let resp = ureq::post(&url)
-            .timeout(Duration::from_secs(20))
-            .send_string(body);
-        let (code, text) = match resp {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        };
+        let (code, text) = post(&format!("{}{path}", server.url), body);
         (
             code,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
@@ -293,14 +307,10 @@ fn rl_sampling_through_coe_serve_publishes_an_adapter_per_step() {
         if let Some(v) = inplace {
             body["load_inplace"] = v.into();
         }
-        match ureq::post(&format!("{}/load_lora_adapter", server.url))
-            .timeout(Duration::from_secs(30))
-            .send_string(&body.to_string())
-        {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        }
+        post(
+            &format!("{}/load_lora_adapter", server.url),
+            &body.to_string(),
+        )
     };
     let (code, text) = load("remote-rl-step-2", None);
     assert_eq!(code, 400, "{text}");
@@ -343,41 +353,17 @@ fn eval_direct(
     tag: &str,
     config: &Path,
 ) -> (serde_json::Value, Vec<serde_json::Value>, String) {
-    let out = dir.join(format!("{tag}.json"));
-    let eps = dir.join(format!("{tag}_eps"));
-    let run = Command::cargo_bin("coe")
-        .unwrap()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("--config")
-        .arg(config)
-        .args([
-            "eval", "--method", "direct", "--tasks", TASKS, "--model", TINY,
-        ])
-        .args([
-            "--threads",
-            "1",
-            "--samples",
-            "2",
-            "--k",
-            "1",
-            "--temperature",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--save-episodes")
-        .arg(&eps)
-        .timeout(Duration::from_secs(120))
-        .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
-    let results = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let replies = std::fs::read_to_string(eps.join("episodes.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (results, replies, stderr)
+    let args = [
+        "--method",
+        "direct",
+        "--samples",
+        "2",
+        "--k",
+        "1",
+        "--temperature",
+        "0",
+    ];
+    run_eval(dir, tag, Some(config), &args)
 }
 
 #[test]
