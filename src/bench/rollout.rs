@@ -54,13 +54,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     let settings = ModelPolicyConfig::from_config(cfg, cfg.rl.temperature, 1.0);
     let mut policy = ModelPolicy::new(loaded, settings)?;
     let pool = SandboxPool::new(&cfg.sandbox).context("cannot start the Python sandbox")?;
-    let rollout = RolloutOptions {
-        env: cfg.env.clone(),
-        limits: cfg.sandbox.limits.clone(),
-        batch: tasks.len() * group,
-        threads: pool.workers().max(1),
-        job: 0,
-    };
+    let rollout = RolloutOptions::from_config(cfg, tasks.len() * group, pool.workers().max(1));
     // Warm-up: one short episode, so kernels and workers are ready for both timings.
     let mut warm = rollout.clone();
     warm.env.max_turns = 1;

@@ -167,13 +167,7 @@ pub fn run(cfg: &Config, opts: &BenchOptions) -> anyhow::Result<Value> {
     // Rollouts: in-process, then one server, then two.
     let settings = ModelPolicyConfig::from_config(cfg, cfg.rl.temperature, 1.0);
     let (tok, chat) = (loaded.tokenizer.clone(), loaded.chat.clone());
-    let rollout = RolloutOptions {
-        env: cfg.env.clone(),
-        limits: cfg.sandbox.limits.clone(),
-        batch: tasks.len() * group,
-        threads: pool.workers().max(1),
-        job: 0,
-    };
+    let rollout = RolloutOptions::from_config(cfg, tasks.len() * group, pool.workers().max(1));
     let mut model_policy = ModelPolicy::new(loaded, settings.clone())?;
     let (local_eps, local_roll) = timed_rollout(
         &tasks,

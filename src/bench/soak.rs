@@ -164,13 +164,7 @@ pub fn run_with(cfg: &Config, opts: &SoakOptions) -> anyhow::Result<serde_json::
     let pool = SandboxPool::new(&cfg.sandbox)?;
     let run_uids = pool.protection().run_uids;
     let workers = pool.workers();
-    let rollout = RolloutOptions {
-        env: cfg.env.clone(),
-        limits: cfg.sandbox.limits.clone(),
-        batch: workers * 4,
-        threads: workers,
-        job: 0,
-    };
+    let rollout = RolloutOptions::from_config(cfg, workers * 4, workers);
     let mut policy = ScriptedPolicy {
         oracle: OraclePolicy,
         rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x50a4),

@@ -195,13 +195,7 @@ fn run_coe(
         (None, None) => Box::new(OraclePolicy),
         (Some(loaded), None) => Box::new(ModelPolicy::new(loaded, settings)?),
     };
-    let opts = RolloutOptions {
-        env: cfg.env.clone(),
-        limits: cfg.sandbox.limits.clone(),
-        batch: cfg.eval.batch,
-        threads: ctx.step_threads(pool),
-        job: 0,
-    };
+    let opts = RolloutOptions::from_config(cfg, cfg.eval.batch, ctx.step_threads(pool));
     let total = tasks.len() * cfg.eval.samples;
     let cancel = crate::util::interrupt::install(
         "\neval: stopping after this round and writing the finished episodes; Ctrl-C again to quit now\n",

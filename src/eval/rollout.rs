@@ -4,7 +4,7 @@
 //! ready — while the model is still decoding the others. Used by `coe eval`, data
 //! checks and RL rollouts alike. A caller that wants to see it move or stop it passes a
 //! `Watch`: a report after every round and a flag checked at every round boundary.
-use crate::config::EnvSection;
+use crate::config::{Config, EnvSection};
 use crate::task::Task;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -30,6 +30,20 @@ pub struct RolloutOptions {
     pub threads: usize,
     /// Job id stamped on events.
     pub job: u64,
+}
+
+impl RolloutOptions {
+    /// The config's environment and sandbox limits, `batch` live episodes stepped by
+    /// `threads` threads, job 0.
+    pub fn from_config(cfg: &Config, batch: usize, threads: usize) -> Self {
+        RolloutOptions {
+            env: cfg.env.clone(),
+            limits: cfg.sandbox.limits.clone(),
+            batch,
+            threads,
+            job: 0,
+        }
+    }
 }
 
 /// A finished episode.

@@ -81,11 +81,8 @@ pub fn run_logged_with(
     (phase, batch_no): (&str, u64),
 ) -> TrainResult<Vec<EpisodeResult>> {
     let opts = RolloutOptions {
-        env: cfg.env.clone(),
-        limits: cfg.sandbox.limits.clone(),
-        batch: (tasks.len() * samples).max(1),
-        threads: pool.workers().max(1),
         job: emit.job(),
+        ..RolloutOptions::from_config(cfg, (tasks.len() * samples).max(1), pool.workers().max(1))
     };
     let base = batch_no * EPISODE_STRIDE;
     // Both callbacks write to the run; they are never called at the same time.
