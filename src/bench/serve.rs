@@ -46,6 +46,7 @@ use crate::protocol::openai::{CompletionRequest, CompletionResponse, PromptInput
 use crate::sandbox::SandboxPool;
 use crate::task::Task;
 use crate::train::setup::resolve_adapter;
+use crate::util::batches::micro_batches;
 use crate::util::machine::{load_average, machine};
 use crate::util::progress::ProgressLine;
 
@@ -318,10 +319,12 @@ fn decode_local(
     max_batch_tokens: usize,
 ) -> anyhow::Result<Vec<Vec<u32>>> {
     let mut out = vec![Vec::new(); rows.len()];
-    let width = rows.iter().map(Vec::len).max().unwrap_or(0) + params.max_new_tokens;
-    let per_batch = (max_batch_tokens / width.max(1)).max(1);
-    for (c, chunk) in rows.chunks(per_batch).enumerate() {
-        let first = c * per_batch;
+    let lens: Vec<usize> = rows
+        .iter()
+        .map(|r| r.len() + params.max_new_tokens)
+        .collect();
+    for range in micro_batches(&lens, usize::MAX, max_batch_tokens) {
+        let (first, chunk) = (range.start, &rows[range]);
         let mut rng = RowSeeds(seeds[first..first + chunk.len()].iter());
         let prefixes = vec![None; chunk.len()];
         generate_each_cached(

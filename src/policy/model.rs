@@ -42,6 +42,7 @@ use crate::model::loader::LoadedModel;
 use crate::model::sampling::SamplingParams;
 use crate::model::tokenizer::{CoeTokenizer, TokenizerError};
 use crate::protocol::Proposal;
+use crate::util::batches::micro_batches;
 
 /// Replies longer than this many tokens are cut: a DSL command is one line, and 64 tokens
 /// cover a long source line with room to spare.
@@ -413,19 +414,10 @@ impl Sampler<'_> {
         ready: &mut dyn FnMut(usize, Proposal),
     ) -> Result<(), ModelPolicyError> {
         let caching = self.cfg.kv_cache_bytes > 0 && episodes.is_some();
-        let mut start = 0;
         let mut failed = None;
-        while start < prompts.len() {
-            let mut end = start + 1;
-            let mut width = prompts.get(start).map_or(0, Vec::len);
-            while let Some(next) = prompts.get(end) {
-                let w = width.max(next.len());
-                if w * (end + 1 - start) > self.cfg.max_batch_tokens {
-                    break;
-                }
-                width = w;
-                end += 1;
-            }
+        let lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        for range in micro_batches(&lens, usize::MAX, self.cfg.max_batch_tokens) {
+            let (start, end) = (range.start, range.end);
             let chunk = prompts.get(start..end).unwrap_or_default();
             let ids = episodes.and_then(|e| e.get(start..end)).unwrap_or_default();
             // Rows without an episode entry start from the prefix they share, if any.
@@ -482,7 +474,6 @@ impl Sampler<'_> {
             if let Some(e) = failed {
                 return Err(e.into());
             }
-            start = end;
         }
         Ok(())
     }

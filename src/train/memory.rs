@@ -102,7 +102,7 @@ fn head_bytes(vocab: usize) -> u64 {
     3 * HEAD_CHUNK as u64 * vocab as u64 * 4
 }
 
-/// Padded tokens of the largest micro-batch [`super::tokens::micro_batches`] can make from
+/// Padded tokens of the largest micro-batch [`crate::util::batches::micro_batches`] can make from
 /// sequences of lengths `lens` at `max_rows` rows and `max_tokens` tokens: rows of the
 /// longest sequence, as many as fit, and never less than that sequence alone.
 pub fn worst_micro_batch(lens: &[usize], max_rows: usize, max_tokens: usize) -> usize {

@@ -24,7 +24,7 @@ use super::periodic::Periodic;
 use super::publish::Publisher;
 pub use super::rl_samples::{TurnSample, turn_samples};
 use super::setup::{self, held_out, lora_of, resolve_adapter};
-use super::tokens::{micro_batches, target_logprobs};
+use super::tokens::target_logprobs;
 use super::{JobEnv, JobOutcome, step_seed};
 use crate::config::{Config, ReferencePolicy};
 use crate::data::loaders::load_tasks;
@@ -32,6 +32,7 @@ use crate::model::llama::Llama;
 use crate::model::sampling::SamplingParams;
 use crate::policy::ModelPolicyConfig;
 use crate::protocol::{JobKind, Metric, RunEvent};
+use crate::util::batches::micro_batches;
 
 const PURPOSE_TASKS: u64 = 11;
 const PURPOSE_SAMPLING: u64 = 12;

@@ -20,11 +20,12 @@ use super::memory;
 use super::periodic::Periodic;
 use super::schedule::Schedule;
 use super::setup::{self, Prepared, held_out, lora_of};
-use super::tokens::{Sequence, backward_nll, micro_batches, target_hidden};
+use super::tokens::{Sequence, backward_nll, target_hidden};
 use super::{JobEnv, JobOutcome, step_seed};
 use crate::config::Config;
 use crate::model::llama::{Llama, ModelError};
 use crate::protocol::{JobKind, Metric, RunEvent};
+use crate::util::batches::micro_batches;
 
 const PURPOSE_ORDER: u64 = 1;
 const PURPOSE_DROPOUT: u64 = 2;

@@ -1,6 +1,7 @@
-//! Small helpers below every layer: atomic file writes, an order-keeping parallel map,
+//! Small helpers below every layer: micro-batch splitting, atomic file writes, an order-keeping parallel map,
 //! locating the checkout's shipped files, order statistics and a machine description for
 //! benchmarks, the progress line of long commands and Ctrl-C as a flag.
+pub mod batches;
 pub mod checkout;
 pub mod fs;
 pub mod interrupt;

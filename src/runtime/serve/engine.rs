@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::model::generate::RowSeeds;
+use crate::util::batches::micro_batches;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -382,18 +383,12 @@ fn decode_rows(
     model_name: &str,
     on_row: &mut dyn FnMut(usize, Generated),
 ) -> Result<(), crate::model::generate::GenerateError> {
-    let mut start = 0;
-    while start < prompts.len() {
-        let mut end = start + 1;
-        let mut width = prompts[start].len() + params.max_new_tokens;
-        while let Some(next) = prompts.get(end) {
-            let w = width.max(next.len() + params.max_new_tokens);
-            if w * (end + 1 - start) > max_tokens {
-                break;
-            }
-            width = w;
-            end += 1;
-        }
+    let lens: Vec<usize> = prompts
+        .iter()
+        .map(|p| p.len() + params.max_new_tokens)
+        .collect();
+    for range in micro_batches(&lens, usize::MAX, max_tokens) {
+        let (start, end) = (range.start, range.end);
         let chunk = &prompts[start..end];
         let taken: Vec<Option<SeqKv>> = chunk.iter().map(|p| cache.take(model_name, p)).collect();
         let prefixes: Vec<Option<&SeqKv>> = taken.iter().map(Option::as_ref).collect();
@@ -416,7 +411,6 @@ fn decode_rows(
         for (_, kv) in kept {
             cache.insert(model_name, kv);
         }
-        start = end;
     }
     Ok(())
 }
