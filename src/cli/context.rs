@@ -1,9 +1,9 @@
 //! What most subcommands share: the resolved config (file + flag overrides) and
 //! a sandbox pool built from it.
-use crate::config::Config;
+use crate::config::{Config, ModelSection};
 use crate::sandbox::SandboxPool;
 use anyhow::Context as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Ctx {
     pub config: Config,
@@ -39,5 +39,22 @@ impl Ctx {
     /// Threads for parallel episode steps: one per sandbox worker.
     pub fn step_threads(&self, pool: &SandboxPool) -> usize {
         pool.workers().max(1)
+    }
+
+    /// The config's model section with `model` as its path, and `--adapter` resolved: an
+    /// adapter directory, or a run or checkpoint directory holding one.
+    pub fn model_and_adapter(
+        &self,
+        model: &str,
+        adapter: Option<&Path>,
+    ) -> anyhow::Result<(ModelSection, Option<PathBuf>)> {
+        let section = ModelSection {
+            path: model.to_string(),
+            ..self.config.model.clone()
+        };
+        let adapter = adapter
+            .map(|a| crate::train::setup::resolve_adapter(&a.to_string_lossy()))
+            .transpose()?;
+        Ok((section, adapter))
     }
 }

@@ -11,7 +11,7 @@
 //! `results.json` marked `"partial": true` and the command exits 130.
 use super::args::EvalArgs;
 use super::context::Ctx;
-use crate::config::{Method, ModelSection, RemoteSection};
+use crate::config::{Method, RemoteSection};
 use crate::data::loaders::load_tasks;
 use crate::eval::answer::{
     AnswerFormat, Answerer, ModelAnswerConfig, ModelAnswerer, OneShotOptions, OneShotSample,
@@ -60,16 +60,7 @@ pub fn run(ctx: &mut Ctx, args: &EvalArgs) -> anyhow::Result<ExitCode> {
         (_, true) => None,
         _ if remote.is_some() => None,
         (Some(m), false) => {
-            let section = ModelSection {
-                path: m.clone(),
-                ..cfg.model.clone()
-            };
-            // An adapter directory, or a run or checkpoint directory holding one.
-            let adapter = args
-                .adapter
-                .as_deref()
-                .map(|a| crate::train::setup::resolve_adapter(&a.to_string_lossy()))
-                .transpose()?;
+            let (section, adapter) = ctx.model_and_adapter(m, args.adapter.as_deref())?;
             Some(load_for_inference(&section, adapter.as_deref())?)
         }
         (None, false) => anyhow::bail!("give --model M or --policy oracle"),

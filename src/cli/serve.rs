@@ -4,7 +4,6 @@
 //! learns the port.
 use super::args::ServeArgs;
 use super::context::Ctx;
-use crate::config::ModelSection;
 use crate::model::loader::load_for_inference;
 use crate::runtime::serve::{EngineConfig, Limits, ServeOptions, Server};
 use std::io::Write;
@@ -13,15 +12,8 @@ use std::time::Duration;
 
 pub fn run(ctx: &Ctx, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = &ctx.config;
-    let section = ModelSection {
-        path: args.model.clone().unwrap_or_else(|| cfg.model.path.clone()),
-        ..cfg.model.clone()
-    };
-    let adapter = args
-        .adapter
-        .as_deref()
-        .map(|a| crate::train::setup::resolve_adapter(&a.to_string_lossy()))
-        .transpose()?;
+    let model = args.model.as_deref().unwrap_or(&cfg.model.path);
+    let (section, adapter) = ctx.model_and_adapter(model, args.adapter.as_deref())?;
     anyhow::ensure!(args.max_batch > 0, "--max-batch must be at least 1");
     let opts = ServeOptions {
         addr: format!("{}:{}", args.host, args.port),

@@ -9,7 +9,6 @@
 //! it really went.
 use super::args::StepArgs;
 use super::context::Ctx;
-use crate::config::ModelSection;
 use crate::data::loaders::load_tasks;
 use crate::env::episode::Episode;
 use crate::model::loader::load_for_inference;
@@ -98,13 +97,7 @@ fn load_policy(
     model: &str,
     adapter: Option<&std::path::Path>,
 ) -> anyhow::Result<ModelPolicy> {
-    let section = ModelSection {
-        path: model.to_string(),
-        ..ctx.config.model.clone()
-    };
-    let adapter = adapter
-        .map(|a| crate::train::setup::resolve_adapter(&a.to_string_lossy()))
-        .transpose()?;
+    let (section, adapter) = ctx.model_and_adapter(model, adapter)?;
     let loaded = load_for_inference(&section, adapter.as_deref())?;
     Ok(ModelPolicy::new(
         loaded,
