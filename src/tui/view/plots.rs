@@ -34,6 +34,24 @@ pub struct PlotLine<'a> {
 }
 
 /// Compact axis labels: 1234 → "1234", 0.01234 → "0.0123", 12345678 → "1.2e7".
+/// One line of a chart: Braille dots joined by lines in `color`.
+pub fn line_dataset<'a>(name: &str, color: Color, points: &'a [(f64, f64)]) -> Dataset<'a> {
+    Dataset::default()
+        .name(name.to_string())
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::new().fg(color))
+        .data(points)
+}
+
+/// A chart axis over `bounds`, labelled at both ends.
+pub fn chart_axis<'a>(t: &Theme, bounds: [f64; 2]) -> Axis<'a> {
+    Axis::default()
+        .style(t.muted())
+        .bounds(bounds)
+        .labels([fmt_num(bounds[0]), fmt_num(bounds[1])])
+}
+
 pub fn fmt_num(v: f64) -> String {
     let a = v.abs();
     if a != 0.0 && !(1e-3..1e5).contains(&a) {
@@ -179,25 +197,12 @@ impl Widget for PlotPane<'_> {
         let datasets: Vec<Dataset> = lines
             .iter()
             .filter(|l| !l.points.is_empty())
-            .map(|l| {
-                Dataset::default()
-                    .name(l.name.clone())
-                    .marker(Marker::Braille)
-                    .graph_type(GraphType::Line)
-                    .style(Style::new().fg(l.color))
-                    .data(&l.points)
-            })
+            .map(|l| line_dataset(&l.name, l.color, &l.points))
             .collect();
-        let axis = |b: [f64; 2]| {
-            Axis::default()
-                .style(t.muted())
-                .bounds(b)
-                .labels([fmt_num(b[0]), fmt_num(b[1])])
-        };
         let mut chart = Chart::new(datasets)
             .style(t.base())
-            .x_axis(axis(xb))
-            .y_axis(axis(yb));
+            .x_axis(chart_axis(t, xb))
+            .y_axis(chart_axis(t, yb));
         if several {
             chart = chart.legend_position(None);
         } else {

@@ -7,7 +7,7 @@
 use super::code::CodePane;
 use super::commands::CommandsPane;
 use super::frame::pane_block;
-use super::plots::fmt_num;
+use super::plots::{chart_axis, line_dataset};
 use super::test_pane::{TestsPane, rows_from_feedback};
 use crate::tui::state::AppState;
 use crate::tui::state::results::{LoadedResults, ResultsState};
@@ -15,10 +15,9 @@ use crate::tui::style::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Cell, Chart, Dataset, GraphType, List, ListItem, ListState, Paragraph, Row, Table, Wrap,
+    Cell, Chart, Dataset, List, ListItem, ListState, Paragraph, Row, Table, Wrap,
 };
 use std::path::Path;
 
@@ -154,27 +153,14 @@ fn render_turn_curve(frame: &mut Frame, area: Rect, r: &ResultsState, t: &Theme)
     let datasets: Vec<Dataset> = lines
         .iter()
         .filter(|l| !l.2.is_empty())
-        .map(|(name, c, pts)| {
-            Dataset::default()
-                .name(name.clone())
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(Style::new().fg(*c))
-                .data(pts)
-        })
+        .map(|(name, c, pts)| line_dataset(name, *c, pts))
         .collect();
-    let axis = |b: [f64; 2]| {
-        Axis::default()
-            .style(t.muted())
-            .bounds(b)
-            .labels([fmt_num(b[0]), fmt_num(b[1])])
-    };
     frame.render_widget(
         Chart::new(datasets)
             .style(t.base())
             .legend_position(None)
-            .x_axis(axis([1.0, max_t.max(2.0)]))
-            .y_axis(axis([0.0, 1.0])),
+            .x_axis(chart_axis(t, [1.0, max_t.max(2.0)]))
+            .y_axis(chart_axis(t, [0.0, 1.0])),
         chart_area,
     );
 }
